@@ -1,0 +1,279 @@
+#include "aggregates/customer/customer.h"
+
+#include "aggregates/validation.h"
+#include "events/codec.h"
+
+namespace crm::customer {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+
+constexpr size_t kNameLengthMax = 200;
+constexpr size_t kTextLengthMax = 500;
+
+void check_text(Violations& v, const std::string& field, const std::string& value,
+                size_t length_max) {
+  if (validation::utf8_length(value) > length_max) {
+    v.add(field, "customer." + field + "_too_long",
+          "Expected " + field + " of at most " + std::to_string(length_max) +
+              " characters, but it has " + std::to_string(validation::utf8_length(value)));
+  }
+}
+
+void check_name(Violations& v, const std::string& field, const std::string& name,
+                const std::string& rule) {
+  if (validation::is_blank(name)) {
+    v.add(field, rule, "Expected a " + field + ", but it is empty");
+  } else {
+    check_text(v, field, name, kNameLengthMax);
+  }
+}
+
+void check_email(Violations& v, const std::string& field, const std::string& email) {
+  if (!email.empty() && !validation::is_email(email))
+    v.add(field, "customer.email_format", "Expected an e-mail address like name@example.com, but got '" + email + "'");
+}
+
+void check_phone(Violations& v, const std::string& field, const std::string& phone) {
+  if (!phone.empty() && !validation::is_phone(phone))
+    v.add(field, "customer.phone_format",
+          "Expected a phone number of digits with optional + - ( ), but got '" + phone + "'");
+}
+
+void check_owner(Violations& v, const std::string& field, const std::string& owner_id) {
+  if (!owner_id.empty() && !validation::is_identifier(owner_id))
+    v.add(field, "customer.owner_format",
+          "Expected an owner principal id of up to 64 letters, digits or . _ - :, but got '" +
+              owner_id + "'");
+}
+
+template <typename Enum>
+void check_enum(Violations& v, const std::string& field, int value, bool (*is_valid)(int),
+                bool required) {
+  if (!is_valid(value) || (required && value == 0)) {
+    v.add(field, "customer." + field + (value == 0 ? "_required" : "_invalid"),
+          value == 0 ? "Expected a " + field + ", but none was given"
+                     : "Expected a known " + field + ", but got " + std::to_string(value));
+  }
+}
+
+Rejection not_found(const std::string& customer_id) {
+  return {Rejection::Kind::kNotFound, "customer.not_found",
+          "Expected customer '" + customer_id + "' to exist, but no such customer is registered",
+          {}};
+}
+
+Decision<Event> register_customer(const Customer& state, const std::string& customer_id,
+                                  const RegisterCustomer& c) {
+  if (state.version() != 0) {
+    return Decision<Event>::refuse({Rejection::Kind::kConflict, "customer.already_registered",
+                                    "Expected a new customer id, but customer '" + customer_id +
+                                        "' is already registered",
+                                    {}});
+  }
+  Violations v;
+  check_name(v, "name", c.name(), "customer.name_required");
+  check_enum<CustomerKind>(v, "kind", c.kind(), CustomerKind_IsValid, true);
+  check_enum<CustomerLevel>(v, "level", c.level(), CustomerLevel_IsValid, false);
+  check_enum<CreditLevel>(v, "creditLevel", c.credit_level(), CreditLevel_IsValid, false);
+  check_enum<CustomerStage>(v, "stage", c.stage(), CustomerStage_IsValid, false);
+  check_text(v, "certificateNo", c.certificate_no(), 64);
+  check_text(v, "region", c.region(), 100);
+  check_text(v, "industry", c.industry(), 100);
+  check_text(v, "address", c.address(), kTextLengthMax);
+  check_text(v, "team", c.team(), 100);
+  check_owner(v, "ownerId", c.owner_id());
+  check_email(v, "email", c.email());
+  check_phone(v, "phone", c.phone());
+  if (!v.empty()) return Decision<Event>::refuse(std::move(v).to_rejection());
+
+  CustomerRegistered e;
+  e.set_customer_id(customer_id);
+  e.set_name(c.name());
+  e.set_kind(c.kind());
+  e.set_certificate_no(c.certificate_no());
+  e.set_level(c.level() == CUSTOMER_LEVEL_UNSPECIFIED ? STANDARD : c.level());
+  e.set_credit_level(c.credit_level());
+  e.set_region(c.region());
+  e.set_industry(c.industry());
+  e.set_owner_id(c.owner_id());
+  e.set_team(c.team());
+  e.set_stage(c.stage() == CUSTOMER_STAGE_UNSPECIFIED ? PROSPECT : c.stage());
+  e.set_address(c.address());
+  e.set_phone(c.phone());
+  e.set_email(c.email());
+  return {{std::move(e)}, std::nullopt};
+}
+
+Decision<Event> update_customer(const Customer& state, const std::string& customer_id,
+                                const UpdateCustomer& c) {
+  if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+  if (c.ByteSizeLong() == 0) {
+    return Decision<Event>::refuse({Rejection::Kind::kInvalid, "customer.change_empty",
+                                    "Expected at least one field to change, but none was given",
+                                    {}});
+  }
+  Violations v;
+  if (c.has_name()) check_name(v, "name", c.name(), "customer.name_required");
+  if (c.has_certificate_no()) check_text(v, "certificateNo", c.certificate_no(), 64);
+  if (c.has_region()) check_text(v, "region", c.region(), 100);
+  if (c.has_industry()) check_text(v, "industry", c.industry(), 100);
+  if (c.has_address()) check_text(v, "address", c.address(), kTextLengthMax);
+  if (c.has_team()) check_text(v, "team", c.team(), 100);
+  if (c.has_email()) check_email(v, "email", c.email());
+  if (c.has_phone()) check_phone(v, "phone", c.phone());
+  if (c.has_owner_id()) check_owner(v, "ownerId", c.owner_id());
+  if (c.has_level()) check_enum<CustomerLevel>(v, "level", c.level(), CustomerLevel_IsValid, true);
+  if (c.has_credit_level())
+    check_enum<CreditLevel>(v, "creditLevel", c.credit_level(), CreditLevel_IsValid, true);
+  if (c.has_stage()) check_enum<CustomerStage>(v, "stage", c.stage(), CustomerStage_IsValid, true);
+  if (!v.empty()) return Decision<Event>::refuse(std::move(v).to_rejection());
+
+  std::vector<Event> events;
+  CustomerProfileChanged profile;
+  bool profile_changed = false;
+  using P = CustomerProfileChanged;
+  auto diff = [&](bool present, const std::string& now, const std::string& wanted,
+                  std::string* (P::*field)()) {
+    if (present && now != wanted) {
+      *(profile.*field)() = wanted;
+      profile_changed = true;
+    }
+  };
+  diff(c.has_name(), state.name(), c.name(), &P::mutable_name);
+  diff(c.has_certificate_no(), state.certificate_no(), c.certificate_no(), &P::mutable_certificate_no);
+  diff(c.has_address(), state.address(), c.address(), &P::mutable_address);
+  diff(c.has_region(), state.region(), c.region(), &P::mutable_region);
+  diff(c.has_industry(), state.industry(), c.industry(), &P::mutable_industry);
+  diff(c.has_phone(), state.phone(), c.phone(), &P::mutable_phone);
+  diff(c.has_email(), state.email(), c.email(), &P::mutable_email);
+  if (profile_changed) events.emplace_back(std::move(profile));
+
+  if (c.has_level() && c.level() != state.level()) {
+    CustomerLevelChanged e;
+    e.set_from(state.level());
+    e.set_to(c.level());
+    events.emplace_back(std::move(e));
+  }
+  if (c.has_credit_level() && c.credit_level() != state.credit_level()) {
+    CustomerCreditLevelChanged e;
+    e.set_from(state.credit_level());
+    e.set_to(c.credit_level());
+    events.emplace_back(std::move(e));
+  }
+  const std::string& owner = c.has_owner_id() ? c.owner_id() : state.owner_id();
+  const std::string& team = c.has_team() ? c.team() : state.team();
+  if (owner != state.owner_id() || team != state.team()) {
+    CustomerOwnerChanged e;
+    e.set_from_owner_id(state.owner_id());
+    e.set_to_owner_id(owner);
+    e.set_from_team(state.team());
+    e.set_to_team(team);
+    events.emplace_back(std::move(e));
+  }
+  if (c.has_stage() && c.stage() != state.stage()) {
+    CustomerStageChanged e;
+    e.set_from(state.stage());
+    e.set_to(c.stage());
+    events.emplace_back(std::move(e));
+  }
+  return {std::move(events), std::nullopt};
+}
+
+Decision<Event> add_contact(const Customer& state, const std::string& customer_id,
+                            const AddContact& c) {
+  if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+  if (static_cast<size_t>(state.contacts_size()) >= kContactsMax) {
+    return Decision<Event>::refuse(
+        {Rejection::Kind::kConflict, "customer.contacts_max",
+         "Expected at most " + std::to_string(kContactsMax) + " contacts per customer, but '" +
+             customer_id + "' has them all",
+         {}});
+  }
+  Violations v;
+  check_name(v, "name", c.name(), "contact.name_required");
+  if (!ContactRole_IsValid(c.role()) || c.role() == CONTACT_ROLE_UNSPECIFIED) {
+    v.add("role", "contact.role_required",
+          "Expected a role: DECISION_MAKER, INFLUENCER, BLOCKER or USER");
+  }
+  check_email(v, "email", c.email());
+  check_phone(v, "phone", c.phone());
+  if (!c.birthday().empty() && !validation::is_month_day(c.birthday())) {
+    v.add("birthday", "contact.birthday_format",
+          "Expected a birthday as MM-DD (e.g. 04-23), but got '" + c.birthday() + "'");
+  }
+  if (!v.empty()) return Decision<Event>::refuse(std::move(v).to_rejection());
+
+  ContactAdded e;
+  Contact* contact = e.mutable_contact();
+  contact->set_id("contact-" + std::to_string(state.contacts_size() + 1));  // contacts are never removed
+  contact->set_name(c.name());
+  contact->set_role(c.role());
+  contact->set_phone(c.phone());
+  contact->set_email(c.email());
+  contact->set_birthday(c.birthday());
+  return {{std::move(e)}, std::nullopt};
+}
+
+}  // namespace
+
+Decision<Event> decide(const Customer& state, const std::string& customer_id,
+                       const Command& command) {
+  return std::visit(
+      Overloaded{
+          [&](const RegisterCustomer& c) { return register_customer(state, customer_id, c); },
+          [&](const UpdateCustomer& c) { return update_customer(state, customer_id, c); },
+          [&](const AddContact& c) { return add_contact(state, customer_id, c); },
+      },
+      command);
+}
+
+void evolve(Customer& state, const Event& event, uint64_t version, int64_t occurred_at_us) {
+  std::visit(
+      Overloaded{
+          [&](const CustomerRegistered& e) {
+            state.set_id(e.customer_id());
+            state.set_name(e.name());
+            state.set_kind(e.kind());
+            state.set_certificate_no(e.certificate_no());
+            state.set_level(e.level());
+            state.set_credit_level(e.credit_level());
+            state.set_region(e.region());
+            state.set_industry(e.industry());
+            state.set_owner_id(e.owner_id());
+            state.set_team(e.team());
+            state.set_stage(e.stage());
+            state.set_address(e.address());
+            state.set_phone(e.phone());
+            state.set_email(e.email());
+            *state.mutable_created_at() = timestamp_from_us(occurred_at_us);
+          },
+          [&](const CustomerProfileChanged& e) {
+            if (e.has_name()) state.set_name(e.name());
+            if (e.has_certificate_no()) state.set_certificate_no(e.certificate_no());
+            if (e.has_address()) state.set_address(e.address());
+            if (e.has_region()) state.set_region(e.region());
+            if (e.has_industry()) state.set_industry(e.industry());
+            if (e.has_phone()) state.set_phone(e.phone());
+            if (e.has_email()) state.set_email(e.email());
+          },
+          [&](const CustomerLevelChanged& e) { state.set_level(e.to()); },
+          [&](const CustomerCreditLevelChanged& e) { state.set_credit_level(e.to()); },
+          [&](const CustomerOwnerChanged& e) {
+            state.set_owner_id(e.to_owner_id());
+            state.set_team(e.to_team());
+          },
+          [&](const CustomerStageChanged& e) { state.set_stage(e.to()); },
+          [&](const ContactAdded& e) {
+            *state.add_contacts() = e.contact();
+          },
+      },
+      event);
+  state.set_version(version);
+  *state.mutable_updated_at() = timestamp_from_us(occurred_at_us);
+}
+
+}  // namespace crm::customer

@@ -1,0 +1,86 @@
+#include "api/auth.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+
+#include "command.pb.h"
+#include "events/codec.h"
+
+namespace crm::api {
+
+bool Caller::has_role(std::string_view role) const {
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+bool allows(const Caller& caller, Access access) {
+  if (caller.has_role("admin")) return true;
+  auto any_of = [&](std::initializer_list<std::string_view> roles) {
+    return std::any_of(roles.begin(), roles.end(), [&](auto r) { return caller.has_role(r); });
+  };
+  switch (access) {
+    case Access::kCustomerWrite:
+      return any_of({"clerk", "sales", "manager", "director", "integrator"});
+    case Access::kCustomerRead:
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+    case Access::kAuditRead:
+      return any_of({"auditor", "integrator"});
+    case Access::kAdministration:
+      return false;
+  }
+  return false;
+}
+
+Status Principals::load(Store& store) {
+  const std::string prefix = "principal:";
+  std::unique_ptr<rocksdb::Iterator> it(
+      store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kState)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    events::AggregateRecord record;
+    principal::Principal p;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) ||
+        !record.state().UnpackTo(&p)) {
+      return Status::corruption("unreadable principal " + it->key().ToString());
+    }
+    update(p);
+  }
+  return from_rocksdb(it->status());
+}
+
+std::optional<Caller> Principals::authenticate(std::string_view bearer_token) const {
+  auto hash = token_hash(bearer_token);
+  std::shared_lock lock(mu_);
+  auto it = by_token_hash_.find(hash);
+  if (it == by_token_hash_.end()) return std::nullopt;
+  return it->second;
+}
+
+void Principals::update(const principal::Principal& p) {
+  std::unique_lock lock(mu_);
+  if (auto old = token_hash_by_id_.find(p.id()); old != token_hash_by_id_.end()) {
+    by_token_hash_.erase(old->second);  // a new token replaces the old one
+    token_hash_by_id_.erase(old);
+  }
+  if (p.revoked()) return;
+  Caller caller{p.id(), {p.roles().begin(), p.roles().end()}, p.team()};
+  by_token_hash_[p.token_hash()] = std::move(caller);
+  token_hash_by_id_[p.id()] = p.token_hash();
+}
+
+size_t Principals::size() const {
+  std::shared_lock lock(mu_);
+  return token_hash_by_id_.size();
+}
+
+std::string Principals::new_token() {
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) std::abort();  // no entropy: nothing safe to do
+  return "crm_" + to_hex(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+}
+
+std::string Principals::token_hash(std::string_view token) { return sha256(token); }
+
+}  // namespace crm::api

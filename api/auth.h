@@ -1,0 +1,52 @@
+// Who is calling: bearer tokens mapped to principals with roles, and what each role may do.
+// Tokens are kept only as SHA-256 hashes, in memory and in the log.
+#pragma once
+
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "events/rocksdb_store.h"
+#include "principal.pb.h"
+
+namespace crm::api {
+
+struct Caller {
+  std::string id;
+  std::vector<std::string> roles;
+  std::string team;
+  bool has_role(std::string_view role) const;
+};
+
+// What a route does, for function permissions.
+enum class Access {
+  kCustomerRead,
+  kCustomerWrite,
+  kAuditRead,      // raw streams and history of anything
+  kAdministration, // principals
+};
+
+bool allows(const Caller& caller, Access access);
+
+class Principals {
+ public:
+  // Loads every principal from the aggregate state of "principal:" streams.
+  Status load(Store& store);
+  std::optional<Caller> authenticate(std::string_view bearer_token) const;
+  void update(const principal::Principal& principal);
+  size_t size() const;
+
+  // A new bearer token: 256 bits from OpenSSL's CSPRNG, hex, prefixed "crm_".
+  static std::string new_token();
+  static std::string token_hash(std::string_view token);
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, Caller> by_token_hash_;
+  std::unordered_map<std::string, std::string> token_hash_by_id_;
+};
+
+}  // namespace crm::api

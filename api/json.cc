@@ -1,0 +1,82 @@
+#include "api/json.h"
+
+#include <google/protobuf/util/json_util.h>
+
+namespace crm::api {
+namespace {
+
+// The protobuf parser names the field as "(field): invalid value…" or "field: Cannot find field.".
+std::string field_in(const std::string& message) {
+  if (!message.empty() && message[0] == '(') {
+    auto close = message.find(')');
+    if (close != std::string::npos) return message.substr(1, close - 1);
+  }
+  auto at = message.find(": Cannot find field");
+  if (at != std::string::npos) return message.substr(0, at);
+  return {};
+}
+
+}  // namespace
+
+bool is_valid_utf8(std::string_view text) {
+  size_t i = 0;
+  const size_t n = text.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t length;
+    uint32_t code_point;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      length = 2;
+      code_point = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3;
+      code_point = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4;
+      code_point = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > n) return false;
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (next & 0x3F);
+    }
+    // Overlong encodings, surrogates and code points beyond Unicode are not UTF-8.
+    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code_point < kMinimum[length] || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return false;
+    }
+    i += length;
+  }
+  return true;
+}
+
+std::optional<JsonError> parse_json(std::string_view body, google::protobuf::Message* message) {
+  if (!is_valid_utf8(body)) return JsonError{"", "Expected a UTF-8 body, but it is not valid UTF-8"};
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  options.case_insensitive_enum_parsing = false;
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(body.data(), body.size()), message, options);
+  if (status.ok()) return std::nullopt;
+  std::string text(status.message());
+  return JsonError{field_in(text), "Expected a JSON body of the documented shape, but: " + text};
+}
+
+std::string to_json(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = false;
+  std::string out;
+  auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+  if (!status.ok()) return "{}";  // only an unresolvable Any can fail; ours are all linked in
+  return out;
+}
+
+}  // namespace crm::api

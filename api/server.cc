@@ -1,0 +1,278 @@
+#include "api/server.h"
+
+#include <charconv>
+
+#include "api/json.h"
+#include "events/codec.h"
+
+namespace crm::api {
+namespace {
+
+constexpr char kJson[] = "application/json";
+constexpr char kProblemJson[] = "application/problem+json";
+constexpr size_t kIdempotencyKeyLengthMax = 200;
+
+bool is_printable_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+std::optional<std::string> bearer_token(const httplib::Request& request) {
+  auto header = request.get_header_value("Authorization");
+  constexpr std::string_view kScheme = "bearer ";
+  if (header.size() <= kScheme.size()) return std::nullopt;
+  for (size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kScheme[i]) return std::nullopt;
+  return header.substr(kScheme.size());
+}
+
+}  // namespace
+
+std::string customer_id_for_key(const std::string& principal_id, const std::string& key) {
+  return "cus_" + to_hex(sha256(principal_id + '\0' + key)).substr(0, 32);
+}
+
+Server::Server(Engine& engine, Projector& projector, Principals& principals, const Clock& clock,
+               IdSource& ids, ServerOptions options)
+    : engine_(engine),
+      projector_(projector),
+      principals_(principals),
+      clock_(clock),
+      ids_(ids),
+      options_(std::move(options)) {
+  const size_t threads = options_.threads;
+  http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_.set_tcp_nodelay(true);
+  http_.set_keep_alive_max_count(1000000);
+  http_.set_keep_alive_timeout(30);
+  http_.set_read_timeout(30, 0);
+  http_.set_write_timeout(30, 0);
+  http_.set_payload_max_length(options_.body_bytes_max);
+  http_.set_error_handler(httplib::Server::HandlerWithResponse(
+      [this](const httplib::Request& request, httplib::Response& response) {
+    // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.
+    // Handlers that answered with a problem of their own keep it.
+    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    Problem p;
+    if (response.status == 413) {
+      p = payload_too_large(options_.body_bytes_max);
+    } else if (response.status == 404) {
+      p = not_found("There is no route " + request.method + " " + request.path);
+    } else {
+      p.set_status(response.status);
+      p.set_type("urn:crm:problem:http-" + std::to_string(response.status));
+      p.set_title("The request could not be served");
+    }
+    response.set_content(to_json(p), kProblemJson);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http_.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
+        Problem p = problem_from(Status::internal("unexpected failure while handling the request"));
+        response.status = 500;
+        response.set_content(to_json(p), kProblemJson);
+      });
+  add_operations_routes();
+  add_customer_routes();
+  add_principal_routes();
+  add_stream_routes();
+}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  if (options_.port == 0) return http_.bind_to_any_port(options_.host);
+  return http_.bind_to_port(options_.host, options_.port) ? options_.port : -1;
+}
+
+void Server::serve() { http_.listen_after_bind(); }
+
+void Server::stop() {
+  if (http_.is_running()) http_.stop();
+}
+
+void Server::route(const std::string& method, const std::string& pattern, Access access,
+                   Handler fn) {
+  auto wrapped = [this, access, fn = std::move(fn)](const httplib::Request& request,
+                                                    httplib::Response& response) {
+    Call call{request, response, {}, {}, {}};
+    call.request_id = request.get_header_value("X-Request-Id");
+    if (call.request_id.empty() || call.request_id.size() > 128 ||
+        !is_printable_ascii(call.request_id)) {
+      call.request_id = ids_.next("req_");
+    }
+    call.correlation_id = request.get_header_value("X-Correlation-Id");
+    if (call.correlation_id.empty() || call.correlation_id.size() > 128 ||
+        !is_printable_ascii(call.correlation_id)) {
+      call.correlation_id = call.request_id;
+    }
+    response.set_header("X-Request-Id", call.request_id);
+    auto token = bearer_token(request);
+    if (!token) {
+      response.set_header("WWW-Authenticate", "Bearer");
+      return reply_problem(call, unauthorized("Expected an Authorization: Bearer <token> header"));
+    }
+    auto caller = principals_.authenticate(*token);
+    if (!caller) {
+      response.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+      return reply_problem(call, unauthorized("The bearer token is unknown or revoked"));
+    }
+    call.caller = std::move(*caller);
+    if (!allows(call.caller, access)) {
+      return reply_problem(call, forbidden("Principal '" + call.caller.id +
+                                           "' lacks a role allowed to " + request.method + " " +
+                                           request.path));
+    }
+    fn(call);
+  };
+  if (method == "GET") http_.Get(pattern, wrapped);
+  else if (method == "POST") http_.Post(pattern, wrapped);
+  else if (method == "PUT") http_.Put(pattern, wrapped);
+  else if (method == "PATCH") http_.Patch(pattern, wrapped);
+  else if (method == "DELETE") http_.Delete(pattern, wrapped);
+}
+
+void Server::add_operations_routes() {
+  http_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+    Health health;
+    health.set_status("UP");
+    response.set_content(to_json(health), kJson);
+  });
+  http_.Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+    Health health;
+    auto* log = health.add_checks();
+    log->set_name("event_log");
+    log->set_ok(true);
+    log->set_detail(std::to_string(engine_.partition_count()) + " partitions open");
+    auto* projections = health.add_checks();
+    projections->set_name("projections");
+    auto failure = projector_.failure();
+    const uint64_t lag = projector_.lag();
+    constexpr uint64_t kLagMax = 100000;
+    projections->set_ok(failure.is_ok() && lag <= kLagMax);
+    projections->set_detail(!failure.is_ok() ? "stopped: " + failure.message()
+                                             : std::to_string(lag) + " events behind the log (at most " +
+                                                   std::to_string(kLagMax) + ")");
+    const bool ready = log->ok() && projections->ok();
+    health.set_status(ready ? "READY" : "NOT_READY");
+    response.status = ready ? 200 : 503;
+    response.set_content(to_json(health), kJson);
+  });
+}
+
+events::CommandEnvelope Server::new_command(const Call& call, const std::string& stream_type,
+                                            const std::string& stream_id,
+                                            const std::string& partition_key) {
+  events::CommandEnvelope command;
+  command.set_command_id(ids_.next("cmd_"));
+  command.set_stream_type(stream_type);
+  command.set_stream_id(stream_id);
+  command.set_partition_key(partition_key);
+  command.mutable_actor()->set_principal_id(call.caller.id);
+  command.mutable_actor()->set_role(call.caller.roles.empty() ? "" : call.caller.roles.front());
+  command.set_correlation_id(call.correlation_id);
+  *command.mutable_issued_at() = timestamp_from_us(clock_.now_us());
+  command.set_request_hash(
+      sha256(call.request.method + " " + call.request.path + "\n" + call.request.body));
+  return command;
+}
+
+bool Server::read_idempotency_key(Call& call, std::string* key) {
+  *key = call.request.get_header_value("Idempotency-Key");
+  if (key->size() > kIdempotencyKeyLengthMax || !is_printable_ascii(*key)) {
+    reply_problem(call, bad_request("Expected an Idempotency-Key of 1–200 printable ASCII "
+                                    "characters without spaces",
+                                    "Idempotency-Key", "request.idempotency_key"));
+    return false;
+  }
+  return true;
+}
+
+bool Server::read_if_match(Call& call, events::CommandEnvelope& command) {
+  std::string header = call.request.get_header_value("If-Match");
+  if (header.empty() || header == "*") return true;
+  std::string_view text = header;
+  if (text.starts_with("W/")) text.remove_prefix(2);
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"')
+    text = text.substr(1, text.size() - 2);
+  uint64_t version = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), version);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+    reply_problem(call, bad_request("Expected If-Match to be an ETag this API returned, like \"3\"",
+                                    "If-Match", "request.if_match"));
+    return false;
+  }
+  command.set_expected_version(version);
+  return true;
+}
+
+std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelope command) {
+  std::string key;
+  if (!read_idempotency_key(call, &key)) return std::nullopt;
+  command.set_idempotency_key(key);
+  if (!read_if_match(call, command)) return std::nullopt;
+  auto future = engine_.submit(std::move(command));
+  if (future.wait_for(options_.command_timeout) != std::future_status::ready) {
+    reply_problem(call, problem_from(Status::unavailable(
+                            "The command was not decided in time; retry with the same "
+                            "Idempotency-Key to learn its outcome")));
+    return std::nullopt;
+  }
+  CommandOutcome outcome = future.get();
+  if (!outcome.status.is_ok()) {
+    if (outcome.status.code() == StatusCode::kResourceExhausted)
+      call.response.set_header("Retry-After", "1");
+    reply_problem(call, problem_from(outcome.status));
+    return std::nullopt;
+  }
+  if (outcome.rejection) {
+    reply_problem(call, problem_from(*outcome.rejection));
+    return std::nullopt;
+  }
+  call.response.set_header("ETag", "\"" + std::to_string(outcome.version) + "\"");
+  if (outcome.repeated) call.response.set_header("Idempotent-Replayed", "true");
+  return outcome;
+}
+
+bool Server::wait_for_min_position(Call& call) {
+  if (!call.request.has_param("minPosition")) return true;
+  auto position = parse_position(call.request.get_param_value("minPosition"));
+  if (!position || position->partition() >= engine_.partition_count()) {
+    reply_problem(call, bad_request("Expected minPosition as <partition>:<offset>, a position a "
+                                    "command returned",
+                                    "minPosition", "request.min_position"));
+    return false;
+  }
+  if (!projector_.wait_for(*position, std::chrono::steady_clock::now() + options_.read_wait_max)) {
+    reply_problem(call, problem_from(Status::unavailable(
+                            "The read model has not reached position " +
+                            format_position(*position) + " yet; retry shortly")));
+    return false;
+  }
+  return true;
+}
+
+bool Server::parse_body(Call& call, google::protobuf::Message* message) {
+  const auto& type = call.request.get_header_value("Content-Type");
+  if (!type.empty() && type.rfind(kJson, 0) != 0) {
+    reply_problem(call, unsupported_media_type(kJson));
+    return false;
+  }
+  if (auto error = parse_json(call.request.body, message)) {
+    reply_problem(call, bad_request(error->message, error->field));
+    return false;
+  }
+  return true;
+}
+
+void Server::reply(Call& call, int status, const google::protobuf::Message& body) {
+  call.response.status = status;
+  call.response.set_content(to_json(body), kJson);
+}
+
+void Server::reply_problem(Call& call, Problem problem) {
+  problem.set_request_id(call.request_id);
+  call.response.status = problem.status();
+  call.response.set_content(to_json(problem), kProblemJson);
+}
+
+}  // namespace crm::api

@@ -1,0 +1,89 @@
+// The HTTP API (v1, ../shared/API.md): routing, authentication and roles, idempotency keys,
+// ETag/If-Match, problem+json errors, body limits, and read-your-writes via minPosition.
+// Commands go to the Engine; single aggregates are read from its state, lists from read
+// models kept by the Projector.
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "api/auth.h"
+#include "api/problem.h"
+#include "events/clock.h"
+#include "projections/projector.h"
+#include "workflow/engine.h"
+
+namespace crm::api {
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  int port = 8080;                     // 0: any free port
+  size_t threads = 256;                // = concurrent keep-alive connections served at once
+  size_t body_bytes_max = 1u << 20;
+  std::chrono::milliseconds command_timeout{30000};
+  std::chrono::milliseconds read_wait_max{5000};  // longest wait for ?minPosition=
+  size_t import_rows_max = 10000;
+};
+
+// One request as the handlers see it.
+struct Call {
+  const httplib::Request& request;
+  httplib::Response& response;
+  std::string request_id;
+  std::string correlation_id;
+  Caller caller;
+};
+
+class Server {
+ public:
+  Server(Engine& engine, Projector& projector, Principals& principals, const Clock& clock,
+         IdSource& ids, ServerOptions options);
+  ~Server();
+
+  // Binds the listening socket; returns the port, or -1 when it cannot bind.
+  int bind();
+  // Serves until stop(). bind() first.
+  void serve();
+  void stop();
+  bool running() const { return http_.is_running(); }
+
+ private:
+  using Handler = std::function<void(Call&)>;
+  void route(const std::string& method, const std::string& pattern, Access access, Handler fn);
+  void add_operations_routes();
+  void add_customer_routes();
+  void add_principal_routes();
+  void add_stream_routes();
+
+  // Command plumbing shared by every resource.
+  events::CommandEnvelope new_command(const Call& call, const std::string& stream_type,
+                                      const std::string& stream_id,
+                                      const std::string& partition_key);
+  bool read_if_match(Call& call, events::CommandEnvelope& command);
+  bool read_idempotency_key(Call& call, std::string* key);
+  std::optional<CommandOutcome> execute(Call& call, events::CommandEnvelope command);
+  bool wait_for_min_position(Call& call);
+  bool parse_body(Call& call, google::protobuf::Message* message);
+
+  void reply(Call& call, int status, const google::protobuf::Message& body);
+  void reply_problem(Call& call, Problem problem);
+  void reply_history(Call& call, const std::string& stream_id);
+
+  Engine& engine_;
+  Projector& projector_;
+  Principals& principals_;
+  const Clock& clock_;
+  IdSource& ids_;
+  ServerOptions options_;
+  httplib::Server http_;
+};
+
+// Stream id of a customer registered with an idempotency key: the same key from the same
+// principal always names the same customer, so a retried registration finds its first result.
+std::string customer_id_for_key(const std::string& principal_id, const std::string& key);
+
+}  // namespace crm::api

@@ -1,0 +1,75 @@
+// Stream routes: the history of one stream as auditors read it.
+#include <charconv>
+
+#include "api/json.h"
+#include "api/server.h"
+#include "events/codec.h"
+
+namespace crm::api {
+namespace {
+
+constexpr size_t kHistoryPageDefault = 100;
+constexpr size_t kHistoryPageMax = 500;
+
+HistoryItem history_item(const events::EventEnvelope& e) {
+  HistoryItem item;
+  item.set_event_id(e.event_id());
+  item.set_stream_id(e.stream_id());
+  item.set_version(e.stream_version());
+  item.set_position(format_position(e.position()));
+  auto dot = e.event_type().rfind('.');
+  item.set_type(dot == std::string::npos ? e.event_type() : e.event_type().substr(dot + 1));
+  item.set_schema_version(e.schema_version());
+  *item.mutable_occurred_at() = e.occurred_at();
+  *item.mutable_recorded_at() = e.recorded_at();
+  *item.mutable_actor() = e.actor();
+  item.set_correlation_id(e.correlation_id());
+  item.set_causation_id(e.causation_id());
+  *item.mutable_data() = e.data();
+  item.set_hash(to_hex(e.hash()));
+  item.set_previous_hash(to_hex(e.previous_hash()));
+  return item;
+}
+
+bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
+}
+
+}  // namespace
+
+void Server::reply_history(Call& call, const std::string& stream_id) {
+  uint64_t from_version = 1;
+  uint64_t size = kHistoryPageDefault;
+  for (const char* name : {"fromVersion", "pageToken"}) {
+    if (call.request.has_param(name) &&
+        !parse_count(call.request.get_param_value(name), 1, UINT64_MAX, &from_version)) {
+      return reply_problem(call, bad_request(std::string("Expected ") + name +
+                                                 " to be a stream version (1 or more)",
+                                             name, "request.version"));
+    }
+  }
+  if (call.request.has_param("pageSize") &&
+      !parse_count(call.request.get_param_value("pageSize"), 1, kHistoryPageMax, &size)) {
+    return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
+                                           "request.page_size"));
+  }
+  auto head = engine_.log().stream_head(stream_id);
+  if (!head.is_ok()) return reply_problem(call, problem_from(head.status()));
+  if (head->version == 0) return reply_problem(call, not_found("No stream '" + stream_id + "'"));
+  auto events = engine_.log().read_stream(stream_id, from_version, size);
+  if (!events.is_ok()) return reply_problem(call, problem_from(events.status()));
+  HistoryPage page;
+  for (const auto& e : events.value()) *page.add_items() = history_item(e);
+  if (!events->empty() && events->back().stream_version() < head->version)
+    page.set_next_page_token(std::to_string(events->back().stream_version() + 1));
+  call.response.set_header("ETag", "\"" + std::to_string(head->version) + "\"");
+  reply(call, 200, page);
+}
+
+void Server::add_stream_routes() {
+  route("GET", R"(/v1/streams/([^/]{1,200})/events)", Access::kAuditRead,
+        [this](Call& call) { reply_history(call, call.request.matches[1]); });
+}
+
+}  // namespace crm::api

@@ -1,0 +1,17 @@
+#include "events/event_log.h"
+
+namespace crm {
+
+Result<std::vector<events::EventEnvelope>> Subscription::next(size_t max_events,
+                                                              std::chrono::milliseconds timeout) {
+  if (!log_.wait_for_end_above(partition_, next_offset_,
+                               std::chrono::steady_clock::now() + timeout)) {
+    return std::vector<events::EventEnvelope>{};
+  }
+  auto events = log_.read_partition(partition_, next_offset_, max_events);
+  if (!events.is_ok()) return events.status();
+  if (!events.value().empty()) next_offset_ = events.value().back().position().offset() + 1;
+  return events;
+}
+
+}  // namespace crm

@@ -1,0 +1,264 @@
+#include "events/rocksdb_log.h"
+
+#include <unordered_map>
+
+#include "events/codec.h"
+#include "events/hash_chain.h"
+
+namespace crm {
+namespace {
+
+constexpr char kPartitionCountKey[] = "partition_count";
+
+std::string head_key(const std::string& stream_id) { return "h" + stream_id; }
+
+std::string index_key(const std::string& stream_id, uint64_t version) {
+  std::string key = "i" + stream_id;
+  key.push_back('\0');
+  put_u64_be(key, version);
+  return key;
+}
+
+std::string encode_head(const StreamHead& head) {
+  std::string out;
+  put_u64_be(out, head.version);
+  put_u32_be(out, head.position.partition());
+  put_u64_be(out, head.position.offset());
+  out += head.hash;
+  return out;
+}
+
+Result<StreamHead> decode_head(const std::string& bytes) {
+  if (bytes.size() < 20) return Status::corruption("stream head record too short");
+  StreamHead head;
+  head.version = get_u64_be(bytes);
+  head.position.set_partition(get_u32_be(std::string_view(bytes).substr(8)));
+  head.position.set_offset(get_u64_be(std::string_view(bytes).substr(12)));
+  head.hash = bytes.substr(20);
+  return head;
+}
+
+Status check_stream_id(const std::string& stream_id) {
+  if (stream_id.empty()) return Status::invalid_argument("stream id is empty");
+  if (stream_id.find('\0') != std::string::npos)
+    return Status::invalid_argument("stream id contains a NUL byte");
+  return Status::ok();
+}
+
+}  // namespace
+
+std::string log_key(uint32_t partition, uint64_t offset) {
+  std::string key;
+  put_u32_be(key, partition);
+  put_u64_be(key, offset);
+  return key;
+}
+
+Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t partition_count) {
+  if (partition_count == 0 || partition_count > 4096)
+    return Status::invalid_argument("partition count must be between 1 and 4096");
+  std::string stored;
+  auto s = store.get(Store::Family::kMeta, kPartitionCountKey, &stored);
+  if (s.is_ok()) {
+    uint32_t existing = get_u32_be(stored);
+    if (existing != partition_count) {
+      return Status::invalid_argument(
+          "Expected the data directory's " + std::to_string(existing) +
+          " partitions, but " + std::to_string(partition_count) +
+          " were configured: the partition count is fixed when the data directory is created");
+    }
+  } else if (s.code() == StatusCode::kNotFound) {
+    std::string value;
+    put_u32_be(value, partition_count);
+    auto w = store.write_durable([&](rocksdb::WriteBatch& batch) {
+      batch.Put(store.family(Store::Family::kMeta), kPartitionCountKey, value).PermitUncheckedError();
+    });
+    if (!w.is_ok()) return w;
+  } else {
+    return s;
+  }
+
+  std::unique_ptr<RocksDbLog> log(new RocksDbLog(store));
+  std::unique_ptr<rocksdb::Iterator> it(
+      store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kLog)));
+  for (uint32_t p = 0; p < partition_count; ++p) {
+    auto partition = std::make_unique<Partition>();
+    it->SeekForPrev(log_key(p, UINT64_MAX));
+    if (it->Valid() && it->key().size() == 12 && get_u32_be(it->key().ToStringView()) == p) {
+      partition->end_offset = get_u64_be(it->key().ToStringView().substr(4)) + 1;
+    }
+    log->partitions_.push_back(std::move(partition));
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status());
+  return log;
+}
+
+Result<AppendResult> RocksDbLog::append(AppendRequest request) {
+  if (request.partition >= partitions_.size())
+    return Status::invalid_argument("no partition " + std::to_string(request.partition));
+  Partition& partition = *partitions_[request.partition];
+  std::lock_guard append_lock(partition.append_mu);
+
+  std::unordered_map<std::string, StreamHead> heads;
+  uint64_t offset = partition.end_offset;
+  for (auto& stream : request.streams) {
+    if (auto s = check_stream_id(stream.stream_id); !s.is_ok()) return s;
+    auto found = heads.find(stream.stream_id);
+    if (found == heads.end()) {
+      auto head = stream_head(stream.stream_id);
+      if (!head.is_ok()) return head.status();
+      found = heads.emplace(stream.stream_id, std::move(head.value())).first;
+    }
+    StreamHead& head = found->second;
+    if (stream.expected_version != kAnyVersion && stream.expected_version != head.version) {
+      return Status::conflict("Expected stream '" + stream.stream_id + "' at version " +
+                              std::to_string(stream.expected_version) + ", but it is at version " +
+                              std::to_string(head.version));
+    }
+    for (auto& event : stream.events) {
+      event.set_stream_id(stream.stream_id);
+      event.set_stream_version(++head.version);
+      event.mutable_position()->set_partition(request.partition);
+      event.mutable_position()->set_offset(offset++);
+      hash_chain::seal(event, head.hash);
+      head.hash = event.hash();
+      head.position = event.position();
+    }
+  }
+  std::vector<SideWrite> side_writes;
+  if (request.side_writes) side_writes = request.side_writes(request.streams);
+
+  struct Record {
+    std::string key, value;
+  };
+  std::vector<Record> log_records, stream_records;
+  for (const auto& stream : request.streams) {
+    for (const auto& event : stream.events) {
+      Record record{log_key(request.partition, event.position().offset()), {}};
+      event.SerializeToString(&record.value);
+      log_records.push_back(std::move(record));
+      std::string position;
+      put_u32_be(position, request.partition);
+      put_u64_be(position, event.position().offset());
+      stream_records.push_back({index_key(stream.stream_id, event.stream_version()), position});
+    }
+  }
+  for (const auto& [stream_id, head] : heads) {
+    stream_records.push_back({head_key(stream_id), encode_head(head)});
+  }
+
+  auto* log_family = store_.family(Store::Family::kLog);
+  auto* stream_family = store_.family(Store::Family::kStreams);
+  auto* state_family = store_.family(Store::Family::kState);
+  auto* idempotency_family = store_.family(Store::Family::kIdempotency);
+  auto s = store_.write_durable([&](rocksdb::WriteBatch& batch) {
+    for (const auto& r : log_records) batch.Put(log_family, r.key, r.value).PermitUncheckedError();
+    for (const auto& r : stream_records)
+      batch.Put(stream_family, r.key, r.value).PermitUncheckedError();
+    for (const auto& w : side_writes) {
+      auto* family = w.table == SideWrite::Table::kState ? state_family : idempotency_family;
+      batch.Put(family, w.key, w.value).PermitUncheckedError();
+    }
+  });
+  if (!s.is_ok()) return s;
+  {
+    std::lock_guard wait_lock(wait_mu_);
+    partition.end_offset = offset;
+  }
+  wait_cv_.notify_all();
+  return AppendResult{std::move(request.streams)};
+}
+
+Result<std::vector<events::EventEnvelope>> RocksDbLog::read_partition(uint32_t partition,
+                                                                      uint64_t from_offset,
+                                                                      size_t max_events) {
+  if (partition >= partitions_.size())
+    return Status::invalid_argument("no partition " + std::to_string(partition));
+  std::vector<events::EventEnvelope> out;
+  const uint64_t end = partitions_[partition]->end_offset;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_.db()->NewIterator(rocksdb::ReadOptions(), store_.family(Store::Family::kLog)));
+  for (it->Seek(log_key(partition, from_offset)); it->Valid() && out.size() < max_events;
+       it->Next()) {
+    auto key = it->key().ToStringView();
+    if (key.size() != 12 || get_u32_be(key) != partition) break;
+    // Only what has been acknowledged: a reader never sees a batch before its writer returns.
+    if (get_u64_be(key.substr(4)) >= end) break;
+    events::EventEnvelope event;
+    if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+      return Status::corruption("unreadable event at " + std::to_string(partition) + ":" +
+                                std::to_string(get_u64_be(key.substr(4))));
+    out.push_back(std::move(event));
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status());
+  return out;
+}
+
+Result<std::vector<events::EventEnvelope>> RocksDbLog::read_stream(const std::string& stream_id,
+                                                                   uint64_t from_version,
+                                                                   size_t max_events) {
+  if (auto s = check_stream_id(stream_id); !s.is_ok()) return s;
+  std::vector<std::string> keys;
+  std::string prefix = "i" + stream_id;
+  prefix.push_back('\0');
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_.db()->NewIterator(rocksdb::ReadOptions(), store_.family(Store::Family::kStreams)));
+  for (it->Seek(index_key(stream_id, std::max<uint64_t>(from_version, 1)));
+       it->Valid() && keys.size() < max_events; it->Next()) {
+    if (!it->key().starts_with(prefix)) break;
+    auto value = it->value().ToStringView();
+    if (value.size() != 12) return Status::corruption("bad stream index entry for " + stream_id);
+    keys.push_back(log_key(get_u32_be(value), get_u64_be(value.substr(4))));
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status());
+
+  std::vector<events::EventEnvelope> out;
+  out.reserve(keys.size());
+  for (const auto& key : keys) {
+    std::string value;
+    auto s = store_.get(Store::Family::kLog, key, &value);
+    if (!s.is_ok()) {
+      return Status::corruption("stream '" + stream_id + "' indexes an event missing from the log: " +
+                                s.message());
+    }
+    events::EventEnvelope event;
+    if (!event.ParseFromString(value))
+      return Status::corruption("unreadable event in stream '" + stream_id + "'");
+    out.push_back(std::move(event));
+  }
+  return out;
+}
+
+Result<StreamHead> RocksDbLog::stream_head(const std::string& stream_id) {
+  std::string value;
+  auto s = store_.get(Store::Family::kStreams, head_key(stream_id), &value);
+  if (s.code() == StatusCode::kNotFound) return StreamHead{};
+  if (!s.is_ok()) return s;
+  return decode_head(value);
+}
+
+uint64_t RocksDbLog::end_offset(uint32_t partition) const {
+  return partition < partitions_.size() ? partitions_[partition]->end_offset.load() : 0;
+}
+
+bool RocksDbLog::wait_for_end_above(uint32_t partition, uint64_t end_offset,
+                                    std::chrono::steady_clock::time_point deadline) {
+  if (partition >= partitions_.size()) return false;
+  std::unique_lock lock(wait_mu_);
+  return wait_cv_.wait_until(lock, deadline, [&] {
+    return partitions_[partition]->end_offset.load() > end_offset;
+  });
+}
+
+bool RocksDbLog::wait_for_any_above(const std::vector<uint64_t>& end_offsets,
+                                    std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(wait_mu_);
+  return wait_cv_.wait_until(lock, deadline, [&] {
+    for (size_t p = 0; p < partitions_.size() && p < end_offsets.size(); ++p) {
+      if (partitions_[p]->end_offset.load() > end_offsets[p]) return true;
+    }
+    return false;
+  });
+}
+
+}  // namespace crm

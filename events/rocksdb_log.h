@@ -1,0 +1,59 @@
+// The embedded event log (the default backend): the EventLog contract over the Store's column
+// families. Key layout (big-endian numbers so keys sort in log order):
+//   log:     partition(4) offset(8)                  -> EventEnvelope
+//   streams: 'h' stream_id                           -> head: version(8) partition(4) offset(8) hash
+//            'i' stream_id '\0' version(8)           -> partition(4) offset(8)
+//   meta:    "partition_count"                       -> count(4)
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "events/event_log.h"
+#include "events/rocksdb_store.h"
+
+namespace crm {
+
+class RocksDbLog final : public EventLog {
+ public:
+  // Opens the log in `store`. The partition count is fixed when the data directory is created;
+  // opening it with another count is refused.
+  static Result<std::unique_ptr<RocksDbLog>> open(Store& store, uint32_t partition_count);
+
+  uint32_t partition_count() const override { return static_cast<uint32_t>(partitions_.size()); }
+  Result<AppendResult> append(AppendRequest request) override;
+  Result<std::vector<events::EventEnvelope>> read_partition(uint32_t partition,
+                                                            uint64_t from_offset,
+                                                            size_t max_events) override;
+  Result<std::vector<events::EventEnvelope>> read_stream(const std::string& stream_id,
+                                                         uint64_t from_version,
+                                                         size_t max_events) override;
+  Result<StreamHead> stream_head(const std::string& stream_id) override;
+  uint64_t end_offset(uint32_t partition) const override;
+  bool wait_for_end_above(uint32_t partition, uint64_t end_offset,
+                          std::chrono::steady_clock::time_point deadline) override;
+  bool wait_for_any_above(const std::vector<uint64_t>& end_offsets,
+                          std::chrono::steady_clock::time_point deadline) override;
+
+  Store& store() { return store_; }
+
+ private:
+  struct Partition {
+    std::mutex append_mu;  // one append at a time per partition: offsets stay in order
+    std::atomic<uint64_t> end_offset{0};
+  };
+
+  explicit RocksDbLog(Store& store) : store_(store) {}
+
+  Store& store_;
+  std::vector<std::unique_ptr<Partition>> partitions_;
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+};
+
+std::string log_key(uint32_t partition, uint64_t offset);
+
+}  // namespace crm

@@ -1,0 +1,114 @@
+#include "events/rocksdb_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/table.h>
+
+#include <array>
+
+namespace crm {
+namespace {
+
+constexpr std::array<const char*, 7> kFamilyNames = {
+    "log", "streams", "state", "idempotency", "read_models", "checkpoints", "meta"};
+
+}  // namespace
+
+Status from_rocksdb(const rocksdb::Status& s) {
+  if (s.ok()) return Status::ok();
+  if (s.IsNotFound()) return Status::not_found(s.ToString());
+  if (s.IsCorruption()) return Status::corruption(s.ToString());
+  if (s.IsInvalidArgument()) return Status::invalid_argument(s.ToString());
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsIOError())
+    return Status::unavailable(s.ToString());
+  return Status::internal(s.ToString());
+}
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.max_open_files = 512;
+  db_options.keep_log_file_num = 4;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::ColumnFamilyOptions family_options;
+  family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  family_options.OptimizeLevelStyleCompaction();
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options);
+  for (const char* name : kFamilyNames) descriptors.emplace_back(name, family_options);
+
+  std::unique_ptr<Store> store(new Store());
+  store->sync_writes_ = options.sync_writes;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (!s.ok()) return from_rocksdb(s);
+  store->db_.reset(raw);
+  // handles[0] is the default family, which we do not use.
+  store->families_.assign(handles.begin() + 1, handles.end());
+  store->default_family_ = handles[0];
+  return store;
+}
+
+Store::~Store() {
+  if (!db_) return;
+  for (auto* h : families_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  db_->DestroyColumnFamilyHandle(default_family_).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();  // closing errors leave nothing for us to do
+}
+
+Status Store::write_durable(const std::function<void(rocksdb::WriteBatch&)>& fill) {
+  std::unique_lock lock(commit_mu_);
+  if (!failure_.is_ok()) return failure_;
+  fill(open_batch_);
+  ++open_requests_;
+  const uint64_t my_generation = open_generation_;
+  while (synced_generation_ < my_generation) {
+    if (writing_) {
+      commit_cv_.wait(lock);
+      continue;
+    }
+    // Lead: take the open batch and write it while others keep filling the next one.
+    writing_ = true;
+    rocksdb::WriteBatch batch;
+    std::swap(batch, open_batch_);
+    const uint64_t generation = open_generation_++;
+    const uint64_t requests = std::exchange(open_requests_, 0);
+    lock.unlock();
+    rocksdb::WriteOptions write_options;
+    write_options.sync = sync_writes_;
+    auto s = db_->Write(write_options, &batch);
+    lock.lock();
+    writing_ = false;
+    synced_generation_ = generation;
+    ++stats_.batches;
+    stats_.requests += requests;
+    if (!s.ok() && failure_.is_ok()) {
+      failure_ = from_rocksdb(s);
+      failed_generation_ = generation;
+    }
+    commit_cv_.notify_all();
+  }
+  return my_generation >= failed_generation_ ? failure_ : Status::ok();
+}
+
+Status Store::write(rocksdb::WriteBatch& batch, bool sync) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  return from_rocksdb(db_->Write(write_options, &batch));
+}
+
+Status Store::get(Family f, const std::string& key, std::string* value) {
+  return from_rocksdb(db_->Get(rocksdb::ReadOptions(), family(f), key, value));
+}
+
+GroupCommitStats Store::group_commit_stats() {
+  std::lock_guard lock(commit_mu_);
+  return stats_;
+}
+
+}  // namespace crm

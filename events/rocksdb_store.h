@@ -1,0 +1,80 @@
+// The embedded database: one RocksDB instance whose column families hold the log, the stream
+// index, aggregate state, idempotency keys, read models and checkpoints. It owns the group
+// commit: concurrent durable writes share one synced WriteBatch (invariants I5, I6).
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "events/status.h"
+
+namespace crm {
+
+struct StoreOptions {
+  std::string path;
+  size_t block_cache_bytes = 256u << 20;
+  bool sync_writes = true;  // false only in benchmarks that measure the cost of fsync
+};
+
+// Statistics of the group commit, for metrics and benchmarks.
+struct GroupCommitStats {
+  uint64_t batches = 0;   // synced writes
+  uint64_t requests = 0;  // durable write requests they carried
+};
+
+class Store {
+ public:
+  enum class Family { kLog, kStreams, kState, kIdempotency, kReadModels, kCheckpoints, kMeta };
+
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  rocksdb::DB* db() { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* family(Family f) { return families_[static_cast<int>(f)]; }
+
+  // Durable write. `fill` puts this request's records into the shared open batch (it runs
+  // under the group-commit lock: keep it to plain Puts of ready bytes). Returns once the
+  // batch holding them is synced. After a failed write every later call fails: the caller
+  // stops and recovers by reopening (the log and state must never diverge).
+  Status write_durable(const std::function<void(rocksdb::WriteBatch&)>& fill);
+
+  // A write outside the group commit: for rebuildable data (read models with their
+  // checkpoints), unsynced unless asked.
+  Status write(rocksdb::WriteBatch& batch, bool sync = false);
+
+  Status get(Family f, const std::string& key, std::string* value);
+
+  GroupCommitStats group_commit_stats();
+
+ private:
+  Store() = default;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> families_;
+  rocksdb::ColumnFamilyHandle* default_family_ = nullptr;
+  bool sync_writes_ = true;
+
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  rocksdb::WriteBatch open_batch_;
+  uint64_t open_generation_ = 1;   // generation of the batch being filled
+  uint64_t synced_generation_ = 0; // every generation <= this one is written
+  bool writing_ = false;
+  uint64_t open_requests_ = 0;
+  Status failure_;                 // sticky once a write fails
+  uint64_t failed_generation_ = UINT64_MAX;
+  GroupCommitStats stats_;
+};
+
+Status from_rocksdb(const rocksdb::Status& s);
+
+}  // namespace crm

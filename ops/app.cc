@@ -1,0 +1,133 @@
+#include "ops/app.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "events/codec.h"
+#include "ops/logging.h"
+#include "projections/customers_view.h"
+#include "workflow/aggregate_handler.h"
+
+namespace crm {
+namespace {
+
+constexpr char kAdminTokenFile[] = "admin.token";
+
+// Writes `content` to `path` atomically and durably, readable by the owner only.
+Status write_secret_file(const std::string& path, const std::string& content) {
+  const std::string temporary = path + ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::unavailable("cannot create " + temporary);
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) &&
+            ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0)
+    return Status::unavailable("cannot write " + path);
+  return Status::ok();
+}
+
+Status prepare_data_dir(const std::string& data_dir) {
+  std::error_code error;
+  std::filesystem::create_directories(data_dir, error);
+  if (error) return Status::unavailable("cannot create data directory " + data_dir + ": " + error.message());
+  return Status::ok();
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<ReadModel>> all_read_models() {
+  std::vector<std::unique_ptr<ReadModel>> models;
+  models.push_back(std::make_unique<CustomersView>());
+  return models;
+}
+
+Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions) {
+  if (auto s = prepare_data_dir(data_dir); !s.is_ok()) return s;
+  OfflineLog offline;
+  StoreOptions options;
+  options.path = data_dir + "/db";
+  auto store = Store::open(options);
+  if (!store.is_ok()) return store.status();
+  offline.store = std::move(store.value());
+  auto log = RocksDbLog::open(*offline.store, partitions);
+  if (!log.is_ok()) return log.status();
+  offline.log = std::move(log.value());
+  return offline;
+}
+
+Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock,
+                                       IdSource& ids) {
+  std::unique_ptr<App> app(new App());
+  if (auto s = prepare_data_dir(config.data_dir); !s.is_ok()) return s;
+  StoreOptions store_options;
+  store_options.path = config.data_dir + "/db";
+  store_options.sync_writes = config.sync_writes;
+  auto store = Store::open(store_options);
+  if (!store.is_ok()) return store.status();
+  app->store_ = std::move(store.value());
+  auto log = RocksDbLog::open(*app->store_, config.partitions);
+  if (!log.is_ok()) return log.status();
+  app->log_ = std::move(log.value());
+  app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, config.processor);
+  app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
+  if (auto s = app->projector_->open(); !s.is_ok()) return s;
+  app->projector_->start();
+  if (auto s = app->principals_.load(*app->store_); !s.is_ok()) return s;
+  if (auto s = app->ensure_admin(config, clock, ids); !s.is_ok()) return s;
+  app->server_ = std::make_unique<api::Server>(*app->engine_, *app->projector_, app->principals_,
+                                               clock, ids, config.http);
+  return app;
+}
+
+Status App::ensure_admin(const AppConfig& config, const Clock& clock, IdSource& ids) {
+  if (principals_.size() > 0) return Status::ok();
+  // The token file is written before the principal is committed: a crash in between leaves
+  // no principal, and the next start issues a new token.
+  const std::string token = api::Principals::new_token();
+  const std::string path = config.data_dir + "/" + kAdminTokenFile;
+  if (auto s = write_secret_file(path, token + "\n"); !s.is_ok()) return s;
+
+  events::CommandEnvelope command;
+  command.set_command_id(ids.next("cmd_"));
+  command.set_stream_type(kPrincipalStream);
+  command.set_stream_id(principal_stream_id("admin"));
+  command.set_partition_key("admin");
+  command.mutable_actor()->set_principal_id("system");
+  command.mutable_actor()->set_role("system");
+  command.set_correlation_id(command.command_id());
+  *command.mutable_issued_at() = timestamp_from_us(clock.now_us());
+  auto* upsert = command.mutable_upsert_principal();
+  upsert->mutable_request()->add_roles("admin");
+  upsert->mutable_request()->set_display_name("Administrator");
+  upsert->set_token_hash(api::Principals::token_hash(token));
+  auto outcome = engine_->submit(std::move(command)).get();
+  if (!outcome.status.is_ok()) return outcome.status;
+  if (outcome.rejection) return Status::internal("admin principal refused: " + outcome.rejection->message);
+  principals_.update(static_cast<const principal::Principal&>(*outcome.state));
+  admin_token_ = token;
+  log_line("info", "created the admin principal; its bearer token is in " + path,
+           {{"token_file", path}});
+  return Status::ok();
+}
+
+void App::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_) server_->stop();
+  if (engine_) engine_->shutdown();
+  if (projector_) projector_->stop();
+}
+
+App::~App() {
+  stop();
+  server_.reset();
+  projector_.reset();
+  engine_.reset();
+  log_.reset();
+  store_.reset();
+}
+
+}  // namespace crm

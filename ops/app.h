@@ -1,0 +1,71 @@
+// The engine assembled: store, log, write side, projections, principals and HTTP server, in
+// the order they must start and the reverse order they must stop. Used by `crm serve`, by the
+// other subcommands, and by the tests (which start it on port 0).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "api/server.h"
+#include "events/rocksdb_log.h"
+#include "events/rocksdb_store.h"
+#include "projections/projector.h"
+#include "workflow/engine.h"
+
+namespace crm {
+
+struct AppConfig {
+  std::string data_dir = "./data";
+  uint32_t partitions = 8;
+  api::ServerOptions http;
+  ProcessorOptions processor;
+  bool sync_writes = true;
+};
+
+class App {
+ public:
+  // Opens the data directory (creating it on first start) and starts the write side and the
+  // projections. On first start with no principals it creates the admin principal and writes
+  // its token to <data_dir>/admin.token.
+  static Result<std::unique_ptr<App>> open(const AppConfig& config, const Clock& clock,
+                                           IdSource& ids);
+  ~App();
+
+  // Binds the HTTP port (returns it, -1 on failure); serve() blocks until stop().
+  int bind() { return server_->bind(); }
+  void serve() { server_->serve(); }
+  // Graceful stop: no new requests, queued commands finish, projections stop, log closes.
+  void stop();
+
+  Engine& engine() { return *engine_; }
+  Projector& projector() { return *projector_; }
+  Store& store() { return *store_; }
+  EventLog& log() { return *log_; }
+  api::Principals& principals() { return principals_; }
+  const std::string& admin_token() const { return admin_token_; }
+
+ private:
+  App() = default;
+  Status ensure_admin(const AppConfig& config, const Clock& clock, IdSource& ids);
+
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<RocksDbLog> log_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Projector> projector_;
+  api::Principals principals_;
+  std::unique_ptr<api::Server> server_;
+  std::string admin_token_;  // only when created by this start
+  bool stopped_ = false;
+};
+
+// The read models this engine keeps.
+std::vector<std::unique_ptr<ReadModel>> all_read_models();
+
+// Opens store + log only (no processors): for offline tools such as replay.
+struct OfflineLog {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<RocksDbLog> log;
+};
+Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions);
+
+}  // namespace crm

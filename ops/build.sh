@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the engine needs (only those missing), then configures and builds.
+#   ops/build.sh              Release build into build/ (binary: build/crm)
+#   ops/build.sh --sanitize   ASan+UBSan build into build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config
+  librocksdb-dev libprotobuf-dev protobuf-compiler libcpp-httplib-dev libssl-dev
+  librdkafka-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  wrk)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_dir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir=build-asan
+  cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRM_SANITIZE=ON)
+fi
+
+cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"

@@ -1,0 +1,205 @@
+#include "projections/projector.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "events/codec.h"
+
+namespace crm {
+namespace {
+
+constexpr size_t kStepEventsMax = 1000;
+
+std::string checkpoint_key(const std::string& model, uint32_t partition) {
+  std::string key = model;
+  key.push_back('\0');
+  put_u32_be(key, partition);
+  return key;
+}
+
+}  // namespace
+
+Status ReadModelWriter::get(const std::string& key, std::string* value) {
+  return from_rocksdb(batch_.GetFromBatchAndDB(store_.db(), rocksdb::ReadOptions(),
+                                               store_.family(Store::Family::kReadModels), key,
+                                               value));
+}
+
+void ReadModelWriter::put(const std::string& key, const std::string& value) {
+  batch_.Put(store_.family(Store::Family::kReadModels), key, value).PermitUncheckedError();
+}
+
+void ReadModelWriter::erase(const std::string& key) {
+  batch_.Delete(store_.family(Store::Family::kReadModels), key).PermitUncheckedError();
+}
+
+Projector::Projector(EventLog& log, Store& store, std::vector<std::unique_ptr<ReadModel>> models)
+    : log_(log), store_(store), models_(std::move(models)), applied_(log.partition_count()) {}
+
+Projector::~Projector() { stop(); }
+
+Status Projector::open() {
+  checkpoints_.assign(models_.size(), std::vector<uint64_t>(log_.partition_count(), 0));
+  for (size_t m = 0; m < models_.size(); ++m) {
+    for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+      std::string value;
+      auto s = store_.get(Store::Family::kCheckpoints, checkpoint_key(models_[m]->name(), p), &value);
+      if (s.is_ok()) {
+        if (value.size() != 8) return Status::corruption("bad checkpoint of " + models_[m]->name());
+        checkpoints_[m][p] = get_u64_be(value);
+      } else if (s.code() != StatusCode::kNotFound) {
+        return s;
+      }
+    }
+  }
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    uint64_t lowest = UINT64_MAX;
+    for (const auto& model : checkpoints_) lowest = std::min(lowest, model[p]);
+    applied_[p] = models_.empty() ? log_.end_offset(p) : lowest;
+  }
+  return Status::ok();
+}
+
+Result<size_t> Projector::step(uint32_t partition, size_t max_events) {
+  const uint64_t from = applied_[partition];
+  auto events = log_.read_partition(partition, from, max_events);
+  if (!events.is_ok()) return events.status();
+  if (events->empty()) return size_t{0};
+
+  rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+  ReadModelWriter writer(store_, batch);
+  for (const auto& event : events.value()) {
+    for (size_t m = 0; m < models_.size(); ++m) {
+      if (event.position().offset() < checkpoints_[m][partition]) continue;  // already applied
+      if (auto s = models_[m]->apply(event, writer); !s.is_ok()) return s;
+    }
+  }
+  const uint64_t next = events->back().position().offset() + 1;
+  std::string value;
+  put_u64_be(value, next);
+  for (size_t m = 0; m < models_.size(); ++m) {
+    if (checkpoints_[m][partition] >= next) continue;
+    batch.Put(store_.family(Store::Family::kCheckpoints),
+              checkpoint_key(models_[m]->name(), partition), value)
+        .PermitUncheckedError();
+  }
+  if (auto s = store_.write(*batch.GetWriteBatch()); !s.is_ok()) return s;
+  for (auto& model : checkpoints_) model[partition] = std::max(model[partition], next);
+  {
+    std::lock_guard lock(mu_);
+    applied_[partition] = next;
+  }
+  applied_cv_.notify_all();
+  return events->size();
+}
+
+Status Projector::catch_up() {
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    for (;;) {
+      auto applied = step(p, kStepEventsMax);
+      if (!applied.is_ok()) return applied.status();
+      if (applied.value() == 0) break;
+    }
+  }
+  return Status::ok();
+}
+
+void Projector::start() {
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Projector::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Projector::run() {
+  std::vector<uint64_t> seen(log_.partition_count());
+  while (!stopping_) {
+    bool any = false;
+    for (uint32_t p = 0; p < log_.partition_count() && !stopping_; ++p) {
+      auto applied = step(p, kStepEventsMax);
+      if (!applied.is_ok()) {
+        std::lock_guard lock(mu_);
+        failure_ = applied.status();
+        applied_cv_.notify_all();
+        return;  // a read model that cannot apply an event must not skip it
+      }
+      any = any || applied.value() > 0;
+    }
+    if (any) continue;
+    for (uint32_t p = 0; p < log_.partition_count(); ++p) seen[p] = applied_[p];
+    log_.wait_for_any_above(seen,
+                            std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+  }
+}
+
+uint64_t Projector::applied_offset(uint32_t partition) const {
+  return partition < applied_.size() ? applied_[partition].load() : 0;
+}
+
+bool Projector::wait_for(const events::Position& position,
+                         std::chrono::steady_clock::time_point deadline) {
+  if (position.partition() >= applied_.size()) return false;
+  std::unique_lock lock(mu_);
+  return applied_cv_.wait_until(lock, deadline, [&] {
+    return applied_[position.partition()] > position.offset() || !failure_.is_ok();
+  }) && failure_.is_ok();
+}
+
+uint64_t Projector::lag() {
+  uint64_t total = 0;
+  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+    uint64_t end = log_.end_offset(p);
+    uint64_t applied = applied_[p];
+    total += end > applied ? end - applied : 0;
+  }
+  return total;
+}
+
+Status Projector::failure() {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+Status clear_read_models(Store& store) {
+  rocksdb::WriteBatch batch;
+  for (auto family : {Store::Family::kReadModels, Store::Family::kCheckpoints}) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(family)));
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      batch.Delete(store.family(family), it->key()).PermitUncheckedError();
+    if (!it->status().ok()) return from_rocksdb(it->status());
+  }
+  return store.write(batch, /*sync=*/true);
+}
+
+Result<std::string> read_models_digest(Store& store) {
+  EVP_MD_CTX* context = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(context, EVP_sha256(), nullptr);
+  for (auto family : {Store::Family::kReadModels, Store::Family::kCheckpoints}) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(family)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string lengths;
+      put_u64_be(lengths, it->key().size());
+      put_u64_be(lengths, it->value().size());
+      EVP_DigestUpdate(context, lengths.data(), lengths.size());
+      EVP_DigestUpdate(context, it->key().data(), it->key().size());
+      EVP_DigestUpdate(context, it->value().data(), it->value().size());
+    }
+    if (!it->status().ok()) {
+      EVP_MD_CTX_free(context);
+      return from_rocksdb(it->status());
+    }
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context, digest, &length);
+  EVP_MD_CTX_free(context);
+  return to_hex(std::string_view(reinterpret_cast<char*>(digest), length));
+}
+
+}  // namespace crm

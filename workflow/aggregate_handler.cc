@@ -1,0 +1,113 @@
+#include "workflow/aggregate_handler.h"
+
+#include <google/protobuf/any.pb.h>
+#include <google/protobuf/descriptor.h>
+
+#include "aggregates/customer/customer.h"
+#include "aggregates/event_variant.h"
+#include "aggregates/principal/principal.h"
+#include "events/codec.h"
+
+namespace crm {
+namespace {
+
+template <typename Event>
+HandlerDecision to_handler_decision(Decision<Event>&& decision) {
+  HandlerDecision out;
+  out.rejection = std::move(decision.rejection);
+  for (auto& event : decision.events) {
+    out.events.push_back(std::visit(
+        [](auto& e) -> std::unique_ptr<google::protobuf::Message> {
+          return std::make_unique<std::decay_t<decltype(e)>>(std::move(e));
+        },
+        event));
+  }
+  return out;
+}
+
+Rejection wrong_command(const std::string& stream_type) {
+  return {Rejection::Kind::kInvalid, "command.unknown",
+          "Expected a " + stream_type + " command, but the command has another body", {}};
+}
+
+class CustomerHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kCustomerStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<customer::Customer>();
+  }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command) const override {
+    customer::Command c;
+    switch (command.body_case()) {
+      case events::CommandEnvelope::kRegisterCustomer: c = command.register_customer(); break;
+      case events::CommandEnvelope::kUpdateCustomer: c = command.update_customer(); break;
+      case events::CommandEnvelope::kAddContact: c = command.add_contact(); break;
+      default: return {{}, wrong_command(kCustomerStream)};
+    }
+    return to_handler_decision(customer::decide(static_cast<const customer::Customer&>(state),
+                                                command.stream_id(), c));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t occurred_at_us) const override {
+    auto e = to_variant<customer::Event>(event);
+    if (!e) std::abort();  // the processor only hands us events of this aggregate
+    customer::evolve(static_cast<customer::Customer&>(state), *e, version, occurred_at_us);
+  }
+};
+
+class PrincipalHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kPrincipalStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<principal::Principal>();
+  }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command) const override {
+    principal::Command c;
+    switch (command.body_case()) {
+      case events::CommandEnvelope::kUpsertPrincipal: c = command.upsert_principal(); break;
+      case events::CommandEnvelope::kRevokePrincipal: c = command.revoke_principal(); break;
+      default: return {{}, wrong_command(kPrincipalStream)};
+    }
+    return to_handler_decision(principal::decide(static_cast<const principal::Principal&>(state),
+                                                 command.partition_key(), c));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t) const override {
+    auto e = to_variant<principal::Event>(event);
+    if (!e) std::abort();
+    principal::evolve(static_cast<principal::Principal&>(state), *e, version);
+  }
+};
+
+}  // namespace
+
+HandlerRegistry::HandlerRegistry() {
+  handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>());
+  handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
+}
+
+const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) const {
+  auto it = handlers_.find(stream_type);
+  return it == handlers_.end() ? nullptr : it->second.get();
+}
+
+std::string principal_stream_id(const std::string& principal_id) {
+  return "principal:" + principal_id;
+}
+
+std::unique_ptr<google::protobuf::Message> unpack_event(const google::protobuf::Any& data) {
+  std::string full_name;
+  if (!google::protobuf::Any::ParseAnyTypeUrl(data.type_url(), &full_name)) return nullptr;
+  const auto* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full_name);
+  if (descriptor == nullptr) return nullptr;
+  const auto* prototype =
+      google::protobuf::MessageFactory::generated_factory()->GetPrototype(descriptor);
+  std::unique_ptr<google::protobuf::Message> message(prototype->New());
+  if (!data.UnpackTo(message.get())) return nullptr;
+  return message;
+}
+
+}  // namespace crm

@@ -1,0 +1,106 @@
+// The single writer of one partition (invariant I3). It takes commands from a bounded queue,
+// and for each: answers repeats of an idempotency key from the persistent key table, checks
+// the expected version, runs the aggregate's pure decide(), folds the events with evolve(),
+// then appends every command of the batch in ONE atomic step — events, aggregate state and
+// idempotency keys together (I6) — and replies only once that step is durable (I5).
+// If a step fails to commit, the partition stops: log and state must never diverge; a
+// restart recovers from what was committed.
+#pragma once
+
+#include <google/protobuf/message.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "aggregates/rejection.h"
+#include "command.pb.h"
+#include "events/clock.h"
+#include "events/event_log.h"
+#include "events/rocksdb_store.h"
+#include "workflow/aggregate_handler.h"
+#include "workflow/lru_cache.h"
+
+namespace crm {
+
+inline constexpr uint32_t kWriterVersion = 1;
+inline constexpr uint32_t kEventSchemaVersion = 1;
+
+struct CommandOutcome {
+  Status status;                         // not ok: the command was not processed (retry later)
+  std::optional<Rejection> rejection;    // a domain refusal; nothing was stored
+  std::string stream_id;
+  uint64_t version = 0;                  // the stream's version after the command
+  events::Position position;             // of the command's last event (or the stream's head)
+  std::shared_ptr<const google::protobuf::Message> state;  // the aggregate after the command
+  std::vector<events::EventEnvelope> events;  // what this command appended (empty on a repeat)
+  bool repeated = false;                 // answered from the idempotency table
+};
+
+struct ProcessorOptions {
+  size_t queue_max = 4096;      // queued commands beyond this are refused (429)
+  size_t batch_max = 512;       // commands per atomic step
+  size_t cache_entries_max = 100000;
+  int64_t idempotency_retention_us = 7LL * 24 * 3600 * 1000000;
+};
+
+// A loaded aggregate: its state and where its stream stands.
+struct LoadedAggregate {
+  std::shared_ptr<google::protobuf::Message> state;
+  uint64_t version = 0;
+  std::string last_hash;
+  events::Position position;
+};
+
+// Reads an aggregate's stored state (the state column family), or a new empty one.
+Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,
+                                       const std::string& stream_id);
+
+class PartitionProcessor {
+ public:
+  PartitionProcessor(uint32_t partition, EventLog& log, Store& store,
+                     const HandlerRegistry& handlers, const Clock& clock, IdSource& ids,
+                     ProcessorOptions options);
+  ~PartitionProcessor();
+
+  // Queues a command; the future is fulfilled once its outcome is durable. Refuses at once
+  // (kUnavailable) when the queue is full, the partition stopped, or shutdown began.
+  std::future<CommandOutcome> submit(events::CommandEnvelope command);
+
+  // Finishes every queued command, then stops the thread.
+  void shutdown();
+
+  size_t queue_depth();
+  bool failed() const { return failed_; }
+
+ private:
+  struct Pending {
+    events::CommandEnvelope command;
+    std::promise<CommandOutcome> reply;
+  };
+  void run();
+  void process(std::vector<Pending>& batch);
+
+  const uint32_t partition_;
+  EventLog& log_;
+  Store& store_;
+  const HandlerRegistry& handlers_;
+  const Clock& clock_;
+  IdSource& ids_;
+  const ProcessorOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::atomic<bool> failed_{false};
+  LruCache<LoadedAggregate> cache_;
+  std::thread thread_;
+};
+
+}  // namespace crm
