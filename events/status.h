@@ -58,6 +58,8 @@ class [[nodiscard]] Result {
   T& value() & { assert(value_); return *value_; }
   const T& value() const& { assert(value_); return *value_; }
   T&& value() && { assert(value_); return std::move(*value_); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 

@@ -1,0 +1,284 @@
+// Customer aggregate: given events, when a command, then events or the rule that refused it.
+#include "aggregates/customer/customer.h"
+
+#include <gtest/gtest.h>
+
+#include <google/protobuf/util/message_differencer.h>
+
+namespace crm::customer {
+namespace {
+
+constexpr char kId[] = "cus_1";
+constexpr int64_t kT0 = 1'790'000'000'000'000;
+
+RegisterCustomer acme() {
+  RegisterCustomer c;
+  c.set_name("Acme Telecom Ltd");
+  c.set_kind(ENTERPRISE);
+  c.set_certificate_no("91310000MA1K");
+  c.set_level(VIP);
+  c.set_credit_level(A);
+  c.set_region("north");
+  c.set_industry("retail");
+  c.set_owner_id("sales-1");
+  c.set_team("team-north");
+  return c;
+}
+
+class Spec {
+ public:
+  Spec& given(const std::vector<Event>& events) {
+    for (const auto& e : events) {
+      ++version_;
+      evolve(state_, e, version_, kT0 + static_cast<int64_t>(version_));
+    }
+    return *this;
+  }
+  Spec& given_registered() {
+    auto d = decide(state_, kId, acme());
+    EXPECT_FALSE(d.rejection);
+    return given(d.events);
+  }
+  Decision<Event> when(const Command& command) { return decide(state_, kId, command); }
+  const Customer& state() const { return state_; }
+
+ private:
+  Customer state_;
+  uint64_t version_ = 0;
+};
+
+void expect_refused(const Decision<Event>& d, const std::string& rule, Rejection::Kind kind) {
+  ASSERT_TRUE(d.rejection.has_value()) << "expected rule " << rule;
+  EXPECT_EQ(d.rejection->rule, rule);
+  EXPECT_EQ(d.rejection->kind, kind);
+  EXPECT_TRUE(d.events.empty());
+}
+
+bool has_violation(const Decision<Event>& d, const std::string& field, const std::string& rule) {
+  if (!d.rejection) return false;
+  for (const auto& v : d.rejection->violations)
+    if (v.field == field && v.rule == rule) return true;
+  return false;
+}
+
+TEST(CustomerRegister, RegistersWithDefaults) {
+  RegisterCustomer c;
+  c.set_name("Li Lei");
+  c.set_kind(INDIVIDUAL);
+  auto d = Spec().when(c);
+  ASSERT_FALSE(d.rejection);
+  ASSERT_EQ(d.events.size(), 1u);
+  const auto& e = std::get<CustomerRegistered>(d.events[0]);
+  EXPECT_EQ(e.customer_id(), kId);
+  EXPECT_EQ(e.level(), STANDARD) << "level defaults to STANDARD";
+  EXPECT_EQ(e.stage(), PROSPECT) << "stage defaults to PROSPECT";
+}
+
+TEST(CustomerRegister, FoldsIntoState) {
+  Spec spec;
+  spec.given_registered();
+  EXPECT_EQ(spec.state().id(), kId);
+  EXPECT_EQ(spec.state().version(), 1u);
+  EXPECT_EQ(spec.state().name(), "Acme Telecom Ltd");
+  EXPECT_EQ(spec.state().level(), VIP);
+  EXPECT_EQ(spec.state().owner_id(), "sales-1");
+  EXPECT_EQ(spec.state().created_at().seconds(), (kT0 + 1) / 1000000);
+}
+
+TEST(CustomerRegister, RefusesASecondRegistration) {
+  Spec spec;
+  spec.given_registered();
+  expect_refused(spec.when(acme()), "customer.already_registered", Rejection::Kind::kConflict);
+}
+
+TEST(CustomerRegister, NamesEveryBrokenRule) {
+  RegisterCustomer c = acme();
+  c.set_name("   ");
+  c.set_kind(CUSTOMER_KIND_UNSPECIFIED);
+  c.set_email("not-an-email");
+  c.set_phone("call me");
+  c.set_owner_id("bad owner id");
+  auto d = Spec().when(c);
+  ASSERT_TRUE(d.rejection);
+  EXPECT_EQ(d.rejection->kind, Rejection::Kind::kInvalid);
+  EXPECT_EQ(d.rejection->rule, "customer.name_required") << "the first rule broken leads";
+  EXPECT_TRUE(has_violation(d, "name", "customer.name_required"));
+  EXPECT_TRUE(has_violation(d, "kind", "customer.kind_required"));
+  EXPECT_TRUE(has_violation(d, "email", "customer.email_format"));
+  EXPECT_TRUE(has_violation(d, "phone", "customer.phone_format"));
+  EXPECT_TRUE(has_violation(d, "ownerId", "customer.owner_format"));
+  EXPECT_EQ(d.rejection->violations.size(), 5u);
+}
+
+TEST(CustomerRegister, RefusesEnumNumbersOutOfRange) {
+  RegisterCustomer c = acme();
+  c.set_kind(static_cast<CustomerKind>(9));
+  c.set_credit_level(static_cast<CreditLevel>(42));
+  auto d = Spec().when(c);
+  EXPECT_TRUE(has_violation(d, "kind", "customer.kind_invalid"));
+  EXPECT_TRUE(has_violation(d, "creditLevel", "customer.creditLevel_invalid"));
+}
+
+TEST(CustomerRegister, CountsLengthInCharactersNotBytes) {
+  RegisterCustomer c = acme();
+  std::string name;
+  for (int i = 0; i < 200; ++i) name += "电";  // 200 characters, 600 bytes
+  c.set_name(name);
+  EXPECT_FALSE(Spec().when(c).rejection);
+  c.set_name(name + "信");
+  EXPECT_TRUE(has_violation(Spec().when(c), "name", "customer.name_too_long"));
+}
+
+TEST(CustomerUpdate, EachKindOfChangeIsItsOwnEvent) {
+  Spec spec;
+  spec.given_registered();
+  UpdateCustomer u;
+  u.set_name("Acme Group");
+  u.set_address("1 Harbour Rd");
+  u.set_level(GROWTH);
+  u.set_credit_level(C);
+  u.set_owner_id("sales-2");
+  u.set_stage(ACTIVE);
+  auto d = spec.when(u);
+  ASSERT_FALSE(d.rejection);
+  ASSERT_EQ(d.events.size(), 5u);
+  const auto& profile = std::get<CustomerProfileChanged>(d.events[0]);
+  EXPECT_EQ(profile.name(), "Acme Group");
+  EXPECT_EQ(profile.address(), "1 Harbour Rd");
+  EXPECT_FALSE(profile.has_region()) << "only changed fields are in the event";
+  EXPECT_EQ(std::get<CustomerLevelChanged>(d.events[1]).from(), VIP);
+  EXPECT_EQ(std::get<CustomerLevelChanged>(d.events[1]).to(), GROWTH);
+  EXPECT_EQ(std::get<CustomerCreditLevelChanged>(d.events[2]).to(), C);
+  EXPECT_EQ(std::get<CustomerOwnerChanged>(d.events[3]).from_owner_id(), "sales-1");
+  EXPECT_EQ(std::get<CustomerOwnerChanged>(d.events[3]).to_owner_id(), "sales-2");
+  EXPECT_EQ(std::get<CustomerStageChanged>(d.events[4]).to(), ACTIVE);
+
+  spec.given(d.events);
+  EXPECT_EQ(spec.state().name(), "Acme Group");
+  EXPECT_EQ(spec.state().level(), GROWTH);
+  EXPECT_EQ(spec.state().credit_level(), C);
+  EXPECT_EQ(spec.state().owner_id(), "sales-2");
+  EXPECT_EQ(spec.state().team(), "team-north") << "team unchanged when not given";
+  EXPECT_EQ(spec.state().stage(), ACTIVE);
+  EXPECT_EQ(spec.state().region(), "north");
+  EXPECT_EQ(spec.state().version(), 6u);
+}
+
+TEST(CustomerUpdate, ChangingNothingAppendsNothing) {
+  Spec spec;
+  spec.given_registered();
+  UpdateCustomer same;
+  same.set_name("Acme Telecom Ltd");
+  same.set_level(VIP);
+  same.set_owner_id("sales-1");
+  auto d = spec.when(same);
+  EXPECT_FALSE(d.rejection);
+  EXPECT_TRUE(d.events.empty());
+}
+
+TEST(CustomerUpdate, RefusesAnEmptyChange) {
+  Spec spec;
+  spec.given_registered();
+  expect_refused(spec.when(UpdateCustomer{}), "customer.change_empty", Rejection::Kind::kInvalid);
+}
+
+TEST(CustomerUpdate, RefusesAnUnknownCustomer) {
+  UpdateCustomer u;
+  u.set_name("x");
+  expect_refused(Spec().when(u), "customer.not_found", Rejection::Kind::kNotFound);
+}
+
+TEST(CustomerUpdate, RefusesBlankNameAndUnspecifiedLevel) {
+  Spec spec;
+  spec.given_registered();
+  UpdateCustomer u;
+  u.set_name("");
+  u.set_level(CUSTOMER_LEVEL_UNSPECIFIED);
+  auto d = spec.when(u);
+  EXPECT_TRUE(has_violation(d, "name", "customer.name_required"));
+  EXPECT_TRUE(has_violation(d, "level", "customer.level_required"));
+}
+
+TEST(CustomerUpdate, TeamChangeAloneIsAnOwnerChange) {
+  Spec spec;
+  spec.given_registered();
+  UpdateCustomer u;
+  u.set_team("team-south");
+  auto d = spec.when(u);
+  ASSERT_EQ(d.events.size(), 1u);
+  const auto& e = std::get<CustomerOwnerChanged>(d.events[0]);
+  EXPECT_EQ(e.from_owner_id(), "sales-1");
+  EXPECT_EQ(e.to_owner_id(), "sales-1");
+  EXPECT_EQ(e.to_team(), "team-south");
+}
+
+TEST(CustomerContacts, AddsContactsWithSequentialIds) {
+  Spec spec;
+  spec.given_registered();
+  AddContact c;
+  c.set_name("Wang Fang");
+  c.set_role(DECISION_MAKER);
+  c.set_birthday("02-29");
+  c.set_email("wang@acme.example");
+  auto first = spec.when(c);
+  ASSERT_FALSE(first.rejection);
+  EXPECT_EQ(std::get<ContactAdded>(first.events[0]).contact().id(), "contact-1");
+  spec.given(first.events);
+  c.set_role(BLOCKER);
+  auto second = spec.when(c);
+  EXPECT_EQ(std::get<ContactAdded>(second.events[0]).contact().id(), "contact-2");
+  spec.given(second.events);
+  ASSERT_EQ(spec.state().contacts_size(), 2);
+  EXPECT_EQ(spec.state().contacts(0).role(), DECISION_MAKER);
+  EXPECT_EQ(spec.state().contacts(0).birthday(), "02-29");
+  EXPECT_EQ(spec.state().contacts(1).role(), BLOCKER);
+}
+
+TEST(CustomerContacts, RefusesBadContacts) {
+  Spec spec;
+  spec.given_registered();
+  AddContact c;
+  c.set_name("");
+  c.set_birthday("13-45");
+  c.set_phone("abc");
+  auto d = spec.when(c);
+  EXPECT_TRUE(has_violation(d, "name", "contact.name_required"));
+  EXPECT_TRUE(has_violation(d, "role", "contact.role_required"));
+  EXPECT_TRUE(has_violation(d, "birthday", "contact.birthday_format"));
+  EXPECT_TRUE(has_violation(d, "phone", "customer.phone_format"));
+  for (const char* bad : {"02-30", "00-10", "4-23", "04/23", "12-32"}) {
+    c = AddContact();
+    c.set_name("x");
+    c.set_role(USER);
+    c.set_birthday(bad);
+    EXPECT_TRUE(has_violation(spec.when(c), "birthday", "contact.birthday_format")) << bad;
+  }
+}
+
+TEST(CustomerContacts, RefusesContactsOfUnknownCustomerAndBeyondTheLimit) {
+  AddContact c;
+  c.set_name("x");
+  c.set_role(USER);
+  expect_refused(Spec().when(c), "customer.not_found", Rejection::Kind::kNotFound);
+
+  Spec spec;
+  spec.given_registered();
+  for (size_t i = 0; i < kContactsMax; ++i) spec.given(spec.when(c).events);
+  expect_refused(spec.when(c), "customer.contacts_max", Rejection::Kind::kConflict);
+}
+
+TEST(CustomerReplay, DecideIsDeterministic) {
+  Spec a, b;
+  a.given_registered();
+  b.given_registered();
+  UpdateCustomer u;
+  u.set_stage(AT_RISK);
+  auto da = a.when(u), db = b.when(u);
+  ASSERT_EQ(da.events.size(), db.events.size());
+  a.given(da.events);
+  b.given(db.events);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(a.state(), b.state()));
+}
+
+}  // namespace
+}  // namespace crm::customer

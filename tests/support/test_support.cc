@@ -1,0 +1,82 @@
+#include "tests/support/test_support.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace crm::testing {
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "crm-test-XXXXXX").string();
+  char* made = mkdtemp(pattern.data());
+  if (made == nullptr) std::abort();
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+bool wait_until(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // poll interval, not a wait
+  }
+  return condition();
+}
+
+ServedApp::ServedApp(const std::string& data_dir, AppConfig config, const Clock* clock) {
+  config.data_dir = data_dir;
+  config.http.host = "127.0.0.1";
+  config.http.port = 0;
+  if (config.http.threads == api::ServerOptions{}.threads) config.http.threads = 32;
+  auto opened = App::open(config, clock ? *clock : system_clock_, ids_);
+  if (!opened.is_ok()) {
+    ADD_FAILURE() << "cannot open the engine: " << opened.status().to_string();
+    return;
+  }
+  app_ = std::move(opened.value());
+  admin_token_ = app_->admin_token();
+  if (admin_token_.empty()) {
+    admin_token_ = read_file(data_dir + "/admin.token");
+    while (!admin_token_.empty() && admin_token_.back() == '\n') admin_token_.pop_back();
+  }
+  port_ = app_->bind();
+  if (port_ < 0) {
+    ADD_FAILURE() << "cannot bind a port";
+    return;
+  }
+  serving_ = std::thread([this] { app_->serve(); });
+}
+
+ServedApp::~ServedApp() { stop(); }
+
+void ServedApp::stop() {
+  if (app_) app_->stop();
+  if (serving_.joinable()) serving_.join();
+  app_.reset();
+}
+
+std::unique_ptr<httplib::Client> ServedApp::client(const std::string& token) const {
+  auto client = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  client->set_keep_alive(true);
+  client->set_tcp_nodelay(true);
+  client->set_read_timeout(30, 0);
+  client->set_bearer_token_auth(token.empty() ? admin_token_ : token);
+  return client;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace crm::testing
