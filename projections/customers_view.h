@@ -18,11 +18,11 @@ class CustomersView final : public ReadModel {
 };
 
 struct CustomerFilter {
-  std::string owner_id;
-  std::string level;   // enum name, e.g. "VIP"
-  std::string stage;   // enum name
-  std::string region;
-  std::string team;
+  std::string owner_id{};
+  std::string level{};  // enum name, e.g. "VIP"
+  std::string stage{};  // enum name
+  std::string region{};
+  std::string team{};
 };
 
 // One page of customers matching every given filter, in id order after `page_token`.
