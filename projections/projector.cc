@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "events/codec.h"
+#include "events/version.h"
 
 namespace crm {
 namespace {
@@ -70,6 +71,12 @@ Result<size_t> Projector::step(uint32_t partition, size_t max_events) {
   rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
   ReadModelWriter writer(store_, batch);
   for (const auto& event : events.value()) {
+    if (event.writer_version() > kWriterVersion) {
+      return Status::corruption("event at " + format_position(event.position()) +
+                                " was written by engine version " +
+                                std::to_string(event.writer_version()) + ", newer than this one (" +
+                                std::to_string(kWriterVersion) + "): upgrade before replaying");
+    }
     for (size_t m = 0; m < models_.size(); ++m) {
       if (event.position().offset() < checkpoints_[m][partition]) continue;  // already applied
       if (auto s = models_[m]->apply(event, writer); !s.is_ok()) return s;

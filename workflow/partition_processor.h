@@ -23,13 +23,11 @@
 #include "events/clock.h"
 #include "events/event_log.h"
 #include "events/rocksdb_store.h"
+#include "events/version.h"
 #include "workflow/aggregate_handler.h"
 #include "workflow/lru_cache.h"
 
 namespace crm {
-
-inline constexpr uint32_t kWriterVersion = 1;
-inline constexpr uint32_t kEventSchemaVersion = 1;
 
 struct CommandOutcome {
   Status status;                         // not ok: the command was not processed (retry later)

@@ -117,3 +117,24 @@ TEST_F(ProjectorTest, ResumesFromItsCheckpointWithoutApplyingTwice) {
 
 }  // namespace
 }  // namespace crm
+
+namespace crm {
+namespace {
+
+TEST_F(ProjectorTest, RefusesEventsFromANewerEngine) {
+  AppendRequest request;
+  request.partition = 0;
+  events::EventEnvelope future_event;
+  future_event.set_stream_type("customer");
+  future_event.set_writer_version(kWriterVersion + 1);
+  request.streams.push_back({"cus_future", kNoStream, {future_event}});
+  ASSERT_TRUE(log_->append(std::move(request)).is_ok());
+  auto p = projector();
+  auto s = p->catch_up();
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_NE(s.message().find("newer than this one"), std::string::npos) << s.message();
+  EXPECT_EQ(p->applied_offset(0), 0u) << "nothing past the refused event is applied";
+}
+
+}  // namespace
+}  // namespace crm
