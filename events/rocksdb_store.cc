@@ -1,6 +1,8 @@
 #include "events/rocksdb_store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/table.h>
 
 #include <array>
@@ -30,12 +32,24 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   db_options.IncreaseParallelism(2);
   db_options.max_open_files = 512;
   db_options.keep_log_file_num = 4;
+  // On a machine with few cores a writer waiting behind an fsync must sleep, not spin.
+  db_options.enable_write_thread_adaptive_yield = false;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // Most point reads on the write path miss (a new customer has no state, no stream head):
+  // bloom filters, also over the memtable, answer those without searching.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions family_options;
+  family_options.memtable_prefix_bloom_size_ratio = 0.02;
+  family_options.memtable_whole_key_filtering = true;
   family_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  family_options.OptimizeLevelStyleCompaction();
+  // Memory stays bounded: every family's memtables share one budget.
+  family_options.write_buffer_size = 32u << 20;
+  family_options.max_write_buffer_number = 3;
+  family_options.level_compaction_dynamic_level_bytes = true;
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.memtable_bytes_max, table.block_cache);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options);

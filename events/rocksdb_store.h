@@ -20,6 +20,7 @@ namespace crm {
 struct StoreOptions {
   std::string path;
   size_t block_cache_bytes = 256u << 20;
+  size_t memtable_bytes_max = 256u << 20;  // all column families together
   bool sync_writes = true;  // false only in benchmarks that measure the cost of fsync
 };
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config
   librocksdb-dev libprotobuf-dev protobuf-compiler libcpp-httplib-dev libssl-dev
-  librdkafka-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  librdkafka-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   wrk)
 
 missing=()

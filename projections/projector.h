@@ -56,6 +56,8 @@ class Projector {
   std::condition_variable applied_cv_;
   Status failure_;
   std::atomic<bool> stopping_{false};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
   std::thread thread_;
 };
 
