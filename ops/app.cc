@@ -119,6 +119,12 @@ void App::stop() {
   if (server_) server_->stop();
   if (engine_) engine_->shutdown();
   if (projector_) projector_->stop();
+  if (store_) {
+    auto stats = store_->group_commit_stats();
+    log_line("info", "group commit totals",
+             {{"durable_writes", std::to_string(stats.requests)},
+              {"synced_batches", std::to_string(stats.batches)}});
+  }
 }
 
 App::~App() {

@@ -255,9 +255,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     request.side_writes = [&](const std::vector<StreamAppend>& sealed) {
       for (auto& reply : replies) {
         if (reply.stream_index < 0) continue;
-        const auto& events = sealed[reply.stream_index].events;
-        reply.outcome.position = events.back().position();
-        reply.outcome.events = events;
+        reply.outcome.position = sealed[reply.stream_index].events.back().position();
       }
       for (const auto& stream : sealed) {
         auto& aggregate = working.at(stream.stream_id);
@@ -300,6 +298,10 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         batch[i].reply.set_value(std::move(outcome));
       }
       return;
+    }
+    for (auto& reply : replies) {
+      if (reply.stream_index >= 0)
+        reply.outcome.events = std::move(appended->sealed[reply.stream_index].events);
     }
   }
 
