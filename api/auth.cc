@@ -60,19 +60,19 @@ std::optional<Caller> Principals::authenticate(std::string_view bearer_token) co
 
 void Principals::update(const principal::Principal& p) {
   std::unique_lock lock(mu_);
-  if (auto old = token_hash_by_id_.find(p.id()); old != token_hash_by_id_.end()) {
-    by_token_hash_.erase(old->second);  // a new token replaces the old one
-    token_hash_by_id_.erase(old);
-  }
+  Known& known = by_id_[p.id()];
+  if (known.version >= p.version() && known.version != 0) return;
+  if (!known.token_hash.empty()) by_token_hash_.erase(known.token_hash);
+  known.version = p.version();
+  known.token_hash.clear();
   if (p.revoked()) return;
-  Caller caller{p.id(), {p.roles().begin(), p.roles().end()}, p.team()};
-  by_token_hash_[p.token_hash()] = std::move(caller);
-  token_hash_by_id_[p.id()] = p.token_hash();
+  by_token_hash_[p.token_hash()] = Caller{p.id(), {p.roles().begin(), p.roles().end()}, p.team()};
+  known.token_hash = p.token_hash();
 }
 
 size_t Principals::size() const {
   std::shared_lock lock(mu_);
-  return token_hash_by_id_.size();
+  return by_token_hash_.size();
 }
 
 std::string Principals::new_token() {

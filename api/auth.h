@@ -36,6 +36,8 @@ class Principals {
   // Loads every principal from the aggregate state of "principal:" streams.
   Status load(Store& store);
   std::optional<Caller> authenticate(std::string_view bearer_token) const;
+  // Takes a principal's newest state; a state older than one already taken is ignored, so
+  // concurrent or replayed calls can never bring back a replaced token.
   void update(const principal::Principal& principal);
   size_t size() const;
 
@@ -46,7 +48,11 @@ class Principals {
  private:
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, Caller> by_token_hash_;
-  std::unordered_map<std::string, std::string> token_hash_by_id_;
+  struct Known {
+    std::string token_hash;  // empty when revoked
+    uint64_t version = 0;
+  };
+  std::unordered_map<std::string, Known> by_id_;
 };
 
 }  // namespace crm::api

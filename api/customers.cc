@@ -15,7 +15,8 @@
 namespace crm::api {
 namespace {
 
-constexpr char kCustomerPath[] = R"(/v1/customers/([A-Za-z0-9_.:-]{1,64}))";
+// Customer ids never hold ':', which marks the streams of other types ("principal:…").
+constexpr char kCustomerPath[] = R"(/v1/customers/([A-Za-z0-9_.-]{1,64}))";
 
 customer::Customer view_of(const CommandOutcome& outcome) {
   customer::Customer view = static_cast<const customer::Customer&>(*outcome.state);
@@ -34,7 +35,56 @@ std::optional<size_t> page_size(const httplib::Request& request, size_t fallback
   return value;
 }
 
+// A row's own idempotency key. The \x1f separators cannot come from a header (keys there are
+// printable ASCII), so no registration's key can name an imported row or the reverse.
+std::string import_row_key(const std::string& import_key, size_t row) {
+  return "\x1fimport\x1f" + import_key + "\x1frow" + std::to_string(row);
+}
+
 }  // namespace
+
+bool Server::claim_import(Call& call, const std::string& key) {
+  const std::string claim_key = call.caller.id + '\0' + "\x1fimport\x1f" + key;
+  const std::string body_hash = sha256(call.request.body);
+  const int64_t now_us = clock_.now_us();
+  std::lock_guard lock(import_claims_mu_);
+  std::string bytes;
+  Status s = engine_.store().get(Store::Family::kIdempotency, claim_key, &bytes);
+  if (s.is_ok()) {
+    events::IdempotencyRecord record;
+    if (!record.ParseFromString(bytes)) {
+      reply_problem(call, problem_from(Status::corruption("unreadable import claim")));
+      return false;
+    }
+    const bool live = now_us - timestamp_to_us(record.recorded_at()) <=
+                      ProcessorOptions{}.idempotency_retention_us;
+    if (live && record.request_hash() != body_hash) {
+      reply_problem(call, problem_from(Rejection{
+                              Rejection::Kind::kConflict, "idempotency.key_reused",
+                              "Expected Idempotency-Key '" + key +
+                                  "' to come with the same CSV as its first use, but this "
+                                  "import differs",
+                              {}}));
+      return false;
+    }
+    if (live) return true;  // a retry of the same import: its rows answer as REPEATED
+  } else if (s.code() != StatusCode::kNotFound) {
+    reply_problem(call, problem_from(s));
+    return false;
+  }
+  events::IdempotencyRecord record;
+  record.set_request_hash(body_hash);
+  *record.mutable_recorded_at() = timestamp_from_us(now_us);
+  s = engine_.store().write_durable([&](rocksdb::WriteBatch& batch) {
+    batch.Put(engine_.store().family(Store::Family::kIdempotency), claim_key,
+              record.SerializeAsString());
+  });
+  if (!s.is_ok()) {
+    reply_problem(call, problem_from(s));
+    return false;
+  }
+  return true;
+}
 
 void Server::add_customer_routes() {
   route("POST", "/v1/customers", Access::kCustomerWrite, [this](Call& call) {
@@ -159,6 +209,8 @@ void Server::add_customer_routes() {
       columns.push_back(field);
     }
 
+    if (!key.empty() && !claim_import(call, key)) return;
+
     ImportResult result;
     struct InFlight {
       size_t row_index;
@@ -221,7 +273,7 @@ void Server::add_customer_routes() {
         result.set_rejected(result.rejected() + 1);
         continue;
       }
-      const std::string row_key = key.empty() ? "" : key + "#row" + std::to_string(r);
+      const std::string row_key = key.empty() ? "" : import_row_key(key, r);
       const std::string id =
           row_key.empty() ? ids_.next("cus_") : customer_id_for_key(call.caller.id, row_key);
       row->set_id(id);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -72,6 +73,9 @@ class Server {
   void reply(Call& call, int status, const google::protobuf::Message& body);
   void reply_problem(Call& call, Problem problem);
   void reply_history(Call& call, const std::string& stream_id);
+  // Binds an import's Idempotency-Key to its whole body before any row is written; false and
+  // a 409 reply when the key was used with another body.
+  bool claim_import(Call& call, const std::string& key);
 
   Engine& engine_;
   Projector& projector_;
@@ -80,6 +84,7 @@ class Server {
   IdSource& ids_;
   ServerOptions options_;
   httplib::Server http_;
+  std::mutex import_claims_mu_;  // check-then-write of import claims
 };
 
 // Stream id of a customer registered with an idempotency key: the same key from the same

@@ -25,6 +25,8 @@ HandlerDecision to_handler_decision(Decision<Event>&& decision) {
   return out;
 }
 
+constexpr char kPrincipalPrefix[] = "principal:";
+
 Rejection wrong_command(const std::string& stream_type) {
   return {Rejection::Kind::kInvalid, "command.unknown",
           "Expected a " + stream_type + " command, but the command has another body", {}};
@@ -35,6 +37,9 @@ class CustomerHandler final : public AggregateHandler {
   std::string stream_type() const override { return kCustomerStream; }
   std::unique_ptr<google::protobuf::Message> new_state() const override {
     return std::make_unique<customer::Customer>();
+  }
+  bool owns(const std::string& stream_id) const override {
+    return stream_id.find(':') == std::string::npos;
   }
   HandlerDecision decide(const google::protobuf::Message& state,
                          const events::CommandEnvelope& command) const override {
@@ -61,6 +66,9 @@ class PrincipalHandler final : public AggregateHandler {
   std::string stream_type() const override { return kPrincipalStream; }
   std::unique_ptr<google::protobuf::Message> new_state() const override {
     return std::make_unique<principal::Principal>();
+  }
+  bool owns(const std::string& stream_id) const override {
+    return stream_id.rfind(kPrincipalPrefix, 0) == 0;
   }
   HandlerDecision decide(const google::protobuf::Message& state,
                          const events::CommandEnvelope& command) const override {
@@ -94,7 +102,7 @@ const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) co
 }
 
 std::string principal_stream_id(const std::string& principal_id) {
-  return "principal:" + principal_id;
+  return kPrincipalPrefix + principal_id;
 }
 
 std::unique_ptr<google::protobuf::Message> unpack_event(const google::protobuf::Any& data) {

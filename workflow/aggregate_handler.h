@@ -25,6 +25,9 @@ class AggregateHandler {
   virtual ~AggregateHandler() = default;
   virtual std::string stream_type() const = 0;
   virtual std::unique_ptr<google::protobuf::Message> new_state() const = 0;
+  // Whether `stream_id` names a stream of this type. Stream ids of different types never
+  // overlap, so a command or read of one type can never reach another type's stream.
+  virtual bool owns(const std::string& stream_id) const = 0;
   virtual HandlerDecision decide(const google::protobuf::Message& state,
                                  const events::CommandEnvelope& command) const = 0;
   // Folds one event (any message decide() produced, now or in any earlier version).

@@ -24,6 +24,11 @@ Result<LoadedAggregate> Engine::read(const std::string& stream_type,
                                      const std::string& stream_id) {
   const AggregateHandler* handler = handlers_.find(stream_type);
   if (handler == nullptr) return Status::invalid_argument("unknown stream type " + stream_type);
+  if (!handler->owns(stream_id)) {
+    LoadedAggregate none;  // no stream of this type has that id: reads as never written
+    none.state = handler->new_state();
+    return none;
+  }
   return load_aggregate(store_, *handler, stream_id);
 }
 

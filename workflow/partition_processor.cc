@@ -143,6 +143,12 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
                                     command.stream_type() + "'", {}};
       continue;
     }
+    if (!handler->owns(command.stream_id())) {
+      out.rejection = Rejection{Rejection::Kind::kNotFound, "command.stream_id",
+                                "No " + command.stream_type() + " '" + command.stream_id() + "'",
+                                {}};
+      continue;
+    }
 
     if (!command.idempotency_key().empty()) {
       std::string key = idempotency_table_key(command);
