@@ -1,0 +1,44 @@
+// Operations endpoints: /healthz (process up) and /readyz (log open, projections caught up),
+// both served without a token.
+#include <gmock/gmock.h>
+
+#include "tests/api/api_fixture.h"
+
+namespace crm::api_test {
+namespace {
+
+class Operations : public ApiTest {
+ protected:
+  Reply get_without_token(const std::string& path) {
+    auto anonymous = client_with("");
+    return call({"GET", path, "", kJson, {}}, anonymous.get());
+  }
+};
+
+TEST_F(Operations, HealthzAnswersUpWithoutAToken) {
+  auto reply = get_without_token("/healthz");
+
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.header("Content-Type"), kJson);
+  EXPECT_EQ(parse_json<api::Health>(reply.body).status(), "UP");
+}
+
+TEST_F(Operations, ReadyzAnswersReadyWithItsChecksWithoutAToken) {
+  register_customer(R"({"name": "Acme", "kind": "ENTERPRISE"})");
+
+  auto reply = get_without_token("/readyz");
+
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  auto health = parse_json<api::Health>(reply.body);
+  EXPECT_EQ(health.status(), "READY");
+  ASSERT_EQ(health.checks_size(), 2);
+  EXPECT_EQ(health.checks(0).name(), "event_log");
+  EXPECT_EQ(health.checks(1).name(), "projections");
+  for (const auto& check : health.checks()) {
+    EXPECT_TRUE(check.ok()) << check.name() << ": " << check.detail();
+    EXPECT_FALSE(check.detail().empty()) << check.name();
+  }
+}
+
+}  // namespace
+}  // namespace crm::api_test
