@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "api/json.h"
+#include "api/openapi_document.h"
 #include "events/codec.h"
 
 namespace crm::api {
@@ -156,6 +157,11 @@ void Server::add_operations_routes() {
     health.set_status(ready ? "READY" : "NOT_READY");
     response.status = ready ? 200 : 503;
     response.set_content(to_json(health), kJson);
+  });
+  // The contract itself, without auth, so clients can generate code against a running engine.
+  http_.Get("/v1/openapi.json", [](const httplib::Request&, httplib::Response& response) {
+    const std::string_view document = openapi_document();
+    response.set_content(document.data(), document.size(), kJson);
   });
 }
 

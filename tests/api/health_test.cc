@@ -1,6 +1,7 @@
 // Operations endpoints: /healthz (process up) and /readyz (log open, projections caught up),
 // both served without a token.
 #include <gmock/gmock.h>
+#include <google/protobuf/struct.pb.h>
 
 #include "tests/api/api_fixture.h"
 
@@ -37,6 +38,22 @@ TEST_F(Operations, ReadyzAnswersReadyWithItsChecksWithoutAToken) {
   for (const auto& check : health.checks()) {
     EXPECT_TRUE(check.ok()) << check.name() << ": " << check.detail();
     EXPECT_FALSE(check.detail().empty()) << check.name();
+  }
+}
+
+TEST_F(Operations, OpenApiDocumentIsServedWithoutATokenAndNamesTheRoutes) {
+  auto reply = get_without_token("/v1/openapi.json");
+
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(reply.header("Content-Type"), kJson);
+  google::protobuf::Struct document;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(reply.body, &document).ok());
+  EXPECT_EQ(document.fields().at("openapi").string_value(), "3.0.3");
+  const auto& paths = document.fields().at("paths").struct_value().fields();
+  for (const char* path : {"/v1/customers", "/v1/customers/{id}", "/v1/customers/{id}/history",
+                           "/v1/customers/{id}/contacts", "/v1/customers:import",
+                           "/v1/principals/{id}", "/v1/streams/{streamId}/events"}) {
+    EXPECT_TRUE(paths.count(path)) << path;
   }
 }
 
