@@ -34,6 +34,12 @@ bool allows(const Caller& caller, Access access) {
   return false;
 }
 
+std::string acting_role(const Caller& caller, Access access) {
+  for (const auto& role : caller.roles)
+    if (allows(Caller{caller.id, {role}, caller.team}, access)) return role;
+  return {};
+}
+
 Status Principals::load(Store& store) {
   const std::string prefix = "principal:";
   std::unique_ptr<rocksdb::Iterator> it(

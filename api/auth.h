@@ -30,6 +30,9 @@ enum class Access {
 };
 
 bool allows(const Caller& caller, Access access);
+// The caller's role that grants `access` (the first such, in the principal's order), recorded
+// as the actor's role on the events the call writes; empty when none does.
+std::string acting_role(const Caller& caller, Access access);
 
 class Principals {
  public:

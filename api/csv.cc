@@ -62,7 +62,7 @@ CsvTable parse_csv(std::string_view text, size_t rows_max) {
         end_row();
         ++line;
         if (table.rows.size() > rows_max) {
-          table.error = "CSV has more than " + std::to_string(rows_max) + " rows";
+          table.too_many_rows = true;
           return table;
         }
         break;
@@ -76,7 +76,7 @@ CsvTable parse_csv(std::string_view text, size_t rows_max) {
     return table;
   }
   end_row();
-  if (table.rows.size() > rows_max) table.error = "CSV has more than " + std::to_string(rows_max) + " rows";
+  table.too_many_rows = table.rows.size() > rows_max;
   return table;
 }
 

@@ -12,9 +12,10 @@ namespace crm::api {
 struct CsvTable {
   std::vector<std::vector<std::string>> rows;
   std::string error;  // empty when the text parsed; otherwise names the line
+  bool too_many_rows = false;  // reading stopped after rows_max + 1 rows
 };
 
-// Stops with an error once more than `rows_max` rows are read.
+// Stops, with too_many_rows set, once more than `rows_max` rows are read.
 CsvTable parse_csv(std::string_view text, size_t rows_max);
 
 }  // namespace crm::api

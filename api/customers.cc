@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <deque>
+#include <regex>
 
 #include "api/csv.h"
 #include "api/json.h"
@@ -17,6 +18,7 @@ namespace {
 
 // Customer ids never hold ':', which marks the streams of other types ("principal:…").
 constexpr char kCustomerPath[] = R"(/v1/customers/([A-Za-z0-9_.-]{1,64}))";
+const std::regex kCustomerIdPattern(R"([A-Za-z0-9_.-]{1,64})");
 
 customer::Customer view_of(const CommandOutcome& outcome) {
   customer::Customer view = static_cast<const customer::Customer&>(*outcome.state);
@@ -173,26 +175,32 @@ void Server::add_customer_routes() {
     if (!size)
       return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
                                              "request.page_size"));
+    const std::string page_token = call.request.get_param_value("pageToken");
+    if (!page_token.empty() && !std::regex_match(page_token, kCustomerIdPattern))
+      return reply_problem(call, bad_request("Expected pageToken to be a nextPageToken this API "
+                                             "returned",
+                                             "pageToken", "request.page_token"));
     if (!wait_for_min_position(call)) return;
     auto page = list_customers(engine_.store(), filter, *size,
-                               call.request.get_param_value("pageToken"));
+                               page_token);
     if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
     reply(call, 200, page.value());
   });
 
   route("POST", "/v1/customers:import", Access::kCustomerWrite, [this](Call& call) {
-    const auto& type = call.request.get_header_value("Content-Type");
-    if (type.rfind("text/csv", 0) != 0) return reply_problem(call, unsupported_media_type("text/csv"));
+    if (!has_media_type(call.request, "text/csv"))
+      return reply_problem(call, unsupported_media_type("text/csv"));
     if (!is_valid_utf8(call.request.body))
       return reply_problem(call, bad_request("Expected a UTF-8 CSV body, but it is not valid UTF-8"));
+    // The header row and at most import_rows_max customers.
     auto table = parse_csv(call.request.body, options_.import_rows_max + 1);
+    if (table.too_many_rows)
+      return reply_problem(call, bad_request("Expected at most " +
+                                             std::to_string(options_.import_rows_max) +
+                                             " customer rows per import (after the header row)"));
     if (!table.error.empty()) return reply_problem(call, bad_request(table.error));
     if (table.rows.empty())
       return reply_problem(call, bad_request("Expected a header row naming the columns"));
-    if (table.rows.size() - 1 > options_.import_rows_max)
-      return reply_problem(call, bad_request("Expected at most " +
-                                             std::to_string(options_.import_rows_max) +
-                                             " rows per import"));
     std::string key;
     if (!read_idempotency_key(call, &key)) return;
 

@@ -43,6 +43,13 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   const size_t threads = options_.threads;
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http_.set_tcp_nodelay(true);
+  // SO_REUSEADDR (restart over TIME_WAIT), not httplib's default SO_REUSEPORT, which would let
+  // a second engine bind the same port and silently take half of the connections.
+  http_.set_socket_options([this](socket_t socket) {
+    int yes = 1;
+    ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    listen_socket_ = socket;
+  });
   http_.set_keep_alive_max_count(1000000);
   http_.set_keep_alive_timeout(30);
   http_.set_read_timeout(30, 0);
@@ -81,8 +88,14 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
 Server::~Server() { stop(); }
 
 int Server::bind() {
-  if (options_.port == 0) return http_.bind_to_any_port(options_.host);
-  return http_.bind_to_port(options_.host, options_.port) ? options_.port : -1;
+  const int port = options_.port == 0 ? http_.bind_to_any_port(options_.host)
+                   : http_.bind_to_port(options_.host, options_.port) ? options_.port
+                                                                      : -1;
+  // The shared library listens with a backlog of 5 fixed at its compile time: a burst of new
+  // connections beyond that waits for SYN retries (1 s and more). Listening again only
+  // resizes the queue of the bound socket.
+  if (port > 0 && listen_socket_ != INVALID_SOCKET) ::listen(listen_socket_, SOMAXCONN);
+  return port;
 }
 
 void Server::serve() { http_.listen_after_bind(); }
@@ -95,7 +108,7 @@ void Server::route(const std::string& method, const std::string& pattern, Access
                    Handler fn) {
   auto wrapped = [this, access, fn = std::move(fn)](const httplib::Request& request,
                                                     httplib::Response& response) {
-    Call call{request, response, {}, {}, {}};
+    Call call{request, response, {}, {}, {}, {}};
     call.request_id = request.get_header_value("X-Request-Id");
     if (call.request_id.empty() || call.request_id.size() > 128 ||
         !is_printable_ascii(call.request_id)) {
@@ -123,6 +136,7 @@ void Server::route(const std::string& method, const std::string& pattern, Access
                                            "' lacks a role allowed to " + request.method + " " +
                                            request.path));
     }
+    call.acting_role = acting_role(call.caller, access);
     fn(call);
   };
   if (method == "GET") http_.Get(pattern, wrapped);
@@ -174,7 +188,7 @@ events::CommandEnvelope Server::new_command(const Call& call, const std::string&
   command.set_stream_id(stream_id);
   command.set_partition_key(partition_key);
   command.mutable_actor()->set_principal_id(call.caller.id);
-  command.mutable_actor()->set_role(call.caller.roles.empty() ? "" : call.caller.roles.front());
+  command.mutable_actor()->set_role(call.acting_role);
   command.set_correlation_id(call.correlation_id);
   *command.mutable_issued_at() = timestamp_from_us(clock_.now_us());
   command.set_request_hash(
@@ -257,9 +271,20 @@ bool Server::wait_for_min_position(Call& call) {
   return true;
 }
 
+bool has_media_type(const httplib::Request& request, std::string_view expected) {
+  const std::string header = request.get_header_value("Content-Type");
+  std::string_view type = header;
+  type = type.substr(0, type.find(';'));  // parameters, e.g. "; charset=utf-8"
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  return type.size() == expected.size() &&
+         std::equal(type.begin(), type.end(), expected.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
 bool Server::parse_body(Call& call, google::protobuf::Message* message) {
-  const auto& type = call.request.get_header_value("Content-Type");
-  if (!type.empty() && type.rfind(kJson, 0) != 0) {
+  // An absent Content-Type is taken as JSON; any other type is refused (415).
+  if (call.request.has_header("Content-Type") && !has_media_type(call.request, kJson)) {
     reply_problem(call, unsupported_media_type(kJson));
     return false;
   }

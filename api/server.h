@@ -37,6 +37,7 @@ struct Call {
   std::string request_id;
   std::string correlation_id;
   Caller caller;
+  std::string acting_role;  // the caller's role that let this call through
 };
 
 class Server {
@@ -84,8 +85,12 @@ class Server {
   IdSource& ids_;
   ServerOptions options_;
   httplib::Server http_;
+  socket_t listen_socket_ = INVALID_SOCKET;
   std::mutex import_claims_mu_;  // check-then-write of import claims
 };
+
+// Whether the request's Content-Type is `expected` (lower case), parameters aside.
+bool has_media_type(const httplib::Request& request, std::string_view expected);
 
 // Stream id of a customer registered with an idempotency key: the same key from the same
 // principal always names the same customer, so a retried registration finds its first result.

@@ -125,6 +125,17 @@ TEST_F(Auth, AuditorReadsCustomersButCannotRegister) {
   EXPECT_EQ(events_in_log(), events_before);
 }
 
+TEST_F(Auth, TheActorsRoleIsTheOneThatAllowedTheCall) {
+  // "auditor" sorts first but may not write; the event names the role that let the write in.
+  auto both = put_principal("ada", R"("auditor", "sales")");
+
+  auto registered = as(both.token(), register_request());
+  ASSERT_EQ(registered.status, 201) << registered.body;
+  auto history_items = history(customer_of(registered).id());
+  ASSERT_EQ(history_items.size(), 1u);
+  EXPECT_EQ(history_items[0].actor().role(), "sales");
+}
+
 TEST_F(Auth, ClerkRegistersButCannotManagePrincipalsOrReadRawStreams) {
   auto clerk = put_principal("carl", R"("clerk")");
 

@@ -230,6 +230,25 @@ TEST_F(BadInput, TextPlainOnAJsonRouteIs415) {
   expect_nothing_stored();
 }
 
+TEST_F(BadInput, AMediaTypeThatOnlyStartsLikeJsonIs415) {
+  auto reply = call({"POST", "/v1/customers", kValid, "application/jsonp", {}});
+
+  expect_problem(reply, 415);
+  expect_nothing_stored();
+}
+
+TEST_F(BadInput, JsonWithACharsetOrInUpperCaseIsAccepted) {
+  EXPECT_EQ(call({"POST", "/v1/customers", kValid, "application/json; charset=utf-8", {}}).status,
+            201);
+  EXPECT_EQ(call({"POST", "/v1/customers", kValid, "Application/JSON", {}}).status, 201);
+}
+
+TEST_F(BadInput, APageTokenThisApiCouldNotHaveIssuedIs400) {
+  auto problem = expect_problem(get("/v1/customers?pageToken=principal:admin"), 400);
+
+  EXPECT_THAT(fields_of(problem), ElementsAre("pageToken"));
+}
+
 TEST_F(BadInput, EmptyPatchIs422ChangeEmpty) {
   auto problem = expect_problem(patch(existing_path(), "{}"), 422);
 

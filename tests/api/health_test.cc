@@ -57,5 +57,19 @@ TEST_F(Operations, OpenApiDocumentIsServedWithoutATokenAndNamesTheRoutes) {
   }
 }
 
+TEST_F(Operations, ASecondEngineCannotTakeTheSamePort) {
+  testing::TempDir other_data;
+  AppConfig config;
+  config.data_dir = other_data.path();
+  config.http.host = "127.0.0.1";
+  config.http.port = served().port();
+  SystemClock clock;
+  RandomIdSource ids;
+  auto second = App::open(config, clock, ids);
+  ASSERT_TRUE(second.is_ok()) << second.status().to_string();
+
+  EXPECT_EQ(second.value()->bind(), -1);  // not sharing the port and half the connections
+}
+
 }  // namespace
 }  // namespace crm::api_test

@@ -8,6 +8,7 @@ namespace crm::api_test {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAreArray;
 
@@ -108,9 +109,20 @@ TEST_F(Import, MoreRowsThanTheLimitIs400AndStoresNothing) {
   for (int r = 0; r <= 10000; ++r) csv += "C,INDIVIDUAL\n";
   const uint64_t events_before = events_in_log();
 
-  expect_problem(import_csv(csv), 400);
+  auto problem = expect_problem(import_csv(csv), 400);
 
+  EXPECT_THAT(problem.detail(), HasSubstr("at most 10000 customer rows"));
   EXPECT_EQ(events_in_log(), events_before);
+}
+
+TEST_F(Import, ExactlyTheLimitIsAccepted) {
+  std::string csv = "name,kind\n";
+  for (int r = 0; r < 10000; ++r) csv += "C,INDIVIDUAL\n";
+
+  auto reply = import_csv(csv);
+
+  ASSERT_EQ(reply.status, 200) << reply.body.substr(0, 300);
+  EXPECT_EQ(parse_json<api::ImportResult>(reply.body).created(), 10000u);
 }
 
 TEST_F(Import, RejectsBadRowsWithTheirErrorsAndCreatesTheOthers) {
