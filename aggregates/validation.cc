@@ -18,9 +18,8 @@ bool is_email(std::string_view text) {
   auto domain = text.substr(at + 1);
   auto dot = domain.rfind('.');
   if (dot == std::string_view::npos || dot == 0 || dot + 1 == domain.size()) return false;
-  return std::none_of(text.begin(), text.end(), [](unsigned char c) {
-    return std::isspace(c) != 0 || c < 0x20;
-  });
+  return std::none_of(text.begin(), text.end(),
+                      [](unsigned char c) { return std::isspace(c) != 0 || c < 0x20; });
 }
 
 bool is_phone(std::string_view text) {
@@ -53,8 +52,8 @@ bool is_identifier(std::string_view text) {
 }
 
 size_t utf8_length(std::string_view text) {
-  return static_cast<size_t>(std::count_if(
-      text.begin(), text.end(), [](unsigned char c) { return (c & 0xC0) != 0x80; }));
+  return static_cast<size_t>(
+      std::count_if(text.begin(), text.end(), [](unsigned char c) { return (c & 0xC0) != 0x80; }));
 }
 
 }  // namespace crm::validation

@@ -6,10 +6,11 @@
 namespace crm::validation {
 
 bool is_blank(std::string_view text);
-bool is_email(std::string_view text);   // local@domain.tld, no spaces
-bool is_phone(std::string_view text);   // digits with optional + - ( ) and spaces, 3–32 long
-bool is_month_day(std::string_view text);  // "MM-DD", a real day of some year (02-29 allowed)
+bool is_email(std::string_view text);       // local@domain.tld, no spaces
+bool is_phone(std::string_view text);       // digits with optional + - ( ) and spaces, 3–32 long
+bool is_month_day(std::string_view text);   // "MM-DD", a real day of some year (02-29 allowed)
 bool is_identifier(std::string_view text);  // 1–64 of [A-Za-z0-9._:-]
-size_t utf8_length(std::string_view text);  // code points; input is valid UTF-8 (checked at the edge)
+size_t utf8_length(
+    std::string_view text);  // code points; input is valid UTF-8 (checked at the edge)
 
 }  // namespace crm::validation

@@ -25,8 +25,8 @@ struct Caller {
 enum class Access {
   kCustomerRead,
   kCustomerWrite,
-  kAuditRead,      // raw streams and history of anything
-  kAdministration, // principals
+  kAuditRead,       // raw streams and history of anything
+  kAdministration,  // principals
 };
 
 bool allows(const Caller& caller, Access access);

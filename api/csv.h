@@ -11,7 +11,7 @@ namespace crm::api {
 
 struct CsvTable {
   std::vector<std::vector<std::string>> rows;
-  std::string error;  // empty when the text parsed; otherwise names the line
+  std::string error;           // empty when the text parsed; otherwise names the line
   bool too_many_rows = false;  // reading stopped after rows_max + 1 rows
 };
 

@@ -61,12 +61,13 @@ bool Server::claim_import(Call& call, const std::string& key) {
     const bool live = now_us - timestamp_to_us(record.recorded_at()) <=
                       ProcessorOptions{}.idempotency_retention_us;
     if (live && record.request_hash() != body_hash) {
-      reply_problem(call, problem_from(Rejection{
-                              Rejection::Kind::kConflict, "idempotency.key_reused",
-                              "Expected Idempotency-Key '" + key +
-                                  "' to come with the same CSV as its first use, but this "
-                                  "import differs",
-                              {}}));
+      reply_problem(
+          call, problem_from(Rejection{Rejection::Kind::kConflict,
+                                       "idempotency.key_reused",
+                                       "Expected Idempotency-Key '" + key +
+                                           "' to come with the same CSV as its first use, but this "
+                                           "import differs",
+                                       {}}));
       return false;
     }
     if (live) return true;  // a retry of the same import: its rows answer as REPEATED
@@ -149,8 +150,8 @@ void Server::add_customer_routes() {
         [this](Call& call) { reply_history(call, call.request.matches[1]); });
 
   route("GET", "/v1/customers", Access::kCustomerRead, [this](Call& call) {
-    static const std::set<std::string> kKnown = {"ownerId", "level", "stage", "region", "team",
-                                                 "pageSize", "pageToken", "minPosition"};
+    static const std::set<std::string> kKnown = {"ownerId", "level",    "stage",     "region",
+                                                 "team",    "pageSize", "pageToken", "minPosition"};
     for (const auto& [name, value] : call.request.params) {
       if (!kKnown.count(name))
         return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
@@ -168,9 +169,9 @@ void Server::add_customer_routes() {
                                              "level", "request.enum"));
     customer::CustomerStage stage;
     if (!filter.stage.empty() && !customer::CustomerStage_Parse(filter.stage, &stage))
-      return reply_problem(call, bad_request(
-                                     "Expected stage PROSPECT, TARGET, ACTIVE, AT_RISK or CHURNED",
-                                     "stage", "request.enum"));
+      return reply_problem(
+          call, bad_request("Expected stage PROSPECT, TARGET, ACTIVE, AT_RISK or CHURNED", "stage",
+                            "request.enum"));
     auto size = page_size(call.request, 50);
     if (!size)
       return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
@@ -181,8 +182,7 @@ void Server::add_customer_routes() {
                                              "returned",
                                              "pageToken", "request.page_token"));
     if (!wait_for_min_position(call)) return;
-    auto page = list_customers(engine_.store(), filter, *size,
-                               page_token);
+    auto page = list_customers(engine_.store(), filter, *size, page_token);
     if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
     reply(call, 200, page.value());
   });
@@ -191,13 +191,14 @@ void Server::add_customer_routes() {
     if (!has_media_type(call.request, "text/csv"))
       return reply_problem(call, unsupported_media_type("text/csv"));
     if (!is_valid_utf8(call.request.body))
-      return reply_problem(call, bad_request("Expected a UTF-8 CSV body, but it is not valid UTF-8"));
+      return reply_problem(call,
+                           bad_request("Expected a UTF-8 CSV body, but it is not valid UTF-8"));
     // The header row and at most import_rows_max customers.
     auto table = parse_csv(call.request.body, options_.import_rows_max + 1);
     if (table.too_many_rows)
-      return reply_problem(call, bad_request("Expected at most " +
-                                             std::to_string(options_.import_rows_max) +
-                                             " customer rows per import (after the header row)"));
+      return reply_problem(
+          call, bad_request("Expected at most " + std::to_string(options_.import_rows_max) +
+                            " customer rows per import (after the header row)"));
     if (!table.error.empty()) return reply_problem(call, bad_request(table.error));
     if (table.rows.empty())
       return reply_problem(call, bad_request("Expected a header row naming the columns"));
@@ -212,8 +213,8 @@ void Server::add_customer_routes() {
       for (int f = 0; f < descriptor->field_count() && field == nullptr; ++f)
         if (descriptor->field(f)->json_name() == name) field = descriptor->field(f);
       if (field == nullptr)
-        return reply_problem(call, bad_request("Unknown column '" + name + "'", name,
-                                               "import.unknown_column"));
+        return reply_problem(
+            call, bad_request("Unknown column '" + name + "'", name, "import.unknown_column"));
       columns.push_back(field);
     }
 
@@ -229,8 +230,8 @@ void Server::add_customer_routes() {
       auto* row = result.mutable_rows(static_cast<int>(flight.row_index));
       CommandOutcome outcome = flight.outcome.get();
       if (!outcome.status.is_ok() || outcome.rejection) {
-        Problem p = outcome.rejection ? problem_from(*outcome.rejection)
-                                      : problem_from(outcome.status);
+        Problem p =
+            outcome.rejection ? problem_from(*outcome.rejection) : problem_from(outcome.status);
         row->set_status("REJECTED");
         row->clear_id();
         if (p.errors().empty()) {

@@ -127,14 +127,15 @@ bool is_valid_utf8(std::string_view text) {
 }
 
 std::optional<JsonError> parse_json(std::string_view body, google::protobuf::Message* message) {
-  if (!is_valid_utf8(body)) return JsonError{"", "Expected a UTF-8 body, but it is not valid UTF-8"};
+  if (!is_valid_utf8(body))
+    return JsonError{"", "Expected a UTF-8 body, but it is not valid UTF-8"};
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   options.case_insensitive_enum_parsing = false;
   std::string binary;
   auto status = google::protobuf::util::JsonToBinaryString(
-      type_resolver(), type_url(*message),
-      google::protobuf::StringPiece(body.data(), body.size()), &binary, options);
+      type_resolver(), type_url(*message), google::protobuf::StringPiece(body.data(), body.size()),
+      &binary, options);
   if (status.ok()) {
     if (message->ParseFromString(binary)) return std::nullopt;
     return JsonError{"", "Expected a JSON body of the documented shape"};

@@ -34,11 +34,12 @@ void Server::add_principal_routes() {
     if (!outcome) return;
     if (outcome->repeated) {
       // The token was shown once, to the first call; a replay cannot show it again.
-      return reply_problem(call, problem_from(Rejection{
-                                     Rejection::Kind::kConflict, "principal.token_shown_once",
-                                     "Expected a new Idempotency-Key: this principal's token was "
-                                     "issued to the first request with this key",
-                                     {}}));
+      return reply_problem(
+          call, problem_from(Rejection{Rejection::Kind::kConflict,
+                                       "principal.token_shown_once",
+                                       "Expected a new Idempotency-Key: this principal's token was "
+                                       "issued to the first request with this key",
+                                       {}}));
     }
     const auto& state = static_cast<const principal::Principal&>(*outcome->state);
     principals_.update(state);
@@ -59,11 +60,12 @@ void Server::add_principal_routes() {
   route("DELETE", kPrincipalPath, Access::kAdministration, [this](Call& call) {
     const std::string id = call.request.matches[1];
     if (id == call.caller.id) {
-      return reply_problem(call, problem_from(Rejection{
-                                     Rejection::Kind::kConflict, "principal.revoke_self",
-                                     "Expected another principal: revoking yourself would lock "
-                                     "you out",
-                                     {}}));
+      return reply_problem(
+          call, problem_from(Rejection{Rejection::Kind::kConflict,
+                                       "principal.revoke_self",
+                                       "Expected another principal: revoking yourself would lock "
+                                       "you out",
+                                       {}}));
     }
     auto command = new_command(call, kPrincipalStream, principal_stream_id(id), id);
     command.mutable_revoke_principal();

@@ -55,8 +55,7 @@ Problem problem_from(const Status& status) {
       return make(429, "overloaded", "Too many requests in flight; retry after a pause",
                   status.message());
     case StatusCode::kUnavailable:
-      return make(503, "unavailable", "The engine cannot take this request now",
-                  status.message());
+      return make(503, "unavailable", "The engine cannot take this request now", status.message());
     case StatusCode::kInvalidArgument:
       return bad_request(status.message());
     case StatusCode::kNotFound:

@@ -57,22 +57,22 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   http_.set_payload_max_length(options_.body_bytes_max);
   http_.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& request, httplib::Response& response) {
-    // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.
-    // Handlers that answered with a problem of their own keep it.
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    Problem p;
-    if (response.status == 413) {
-      p = payload_too_large(options_.body_bytes_max);
-    } else if (response.status == 404) {
-      p = not_found("There is no route " + request.method + " " + request.path);
-    } else {
-      p.set_status(response.status);
-      p.set_type("urn:crm:problem:http-" + std::to_string(response.status));
-      p.set_title("The request could not be served");
-    }
-    response.set_content(to_json(p), kProblemJson);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+        // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.
+        // Handlers that answered with a problem of their own keep it.
+        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        Problem p;
+        if (response.status == 413) {
+          p = payload_too_large(options_.body_bytes_max);
+        } else if (response.status == 404) {
+          p = not_found("There is no route " + request.method + " " + request.path);
+        } else {
+          p.set_status(response.status);
+          p.set_type("urn:crm:problem:http-" + std::to_string(response.status));
+          p.set_title("The request could not be served");
+        }
+        response.set_content(to_json(p), kProblemJson);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   http_.set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
         Problem p = problem_from(Status::internal("unexpected failure while handling the request"));
@@ -132,18 +132,23 @@ void Server::route(const std::string& method, const std::string& pattern, Access
     }
     call.caller = std::move(*caller);
     if (!allows(call.caller, access)) {
-      return reply_problem(call, forbidden("Principal '" + call.caller.id +
-                                           "' lacks a role allowed to " + request.method + " " +
-                                           request.path));
+      return reply_problem(call,
+                           forbidden("Principal '" + call.caller.id + "' lacks a role allowed to " +
+                                     request.method + " " + request.path));
     }
     call.acting_role = acting_role(call.caller, access);
     fn(call);
   };
-  if (method == "GET") http_.Get(pattern, wrapped);
-  else if (method == "POST") http_.Post(pattern, wrapped);
-  else if (method == "PUT") http_.Put(pattern, wrapped);
-  else if (method == "PATCH") http_.Patch(pattern, wrapped);
-  else if (method == "DELETE") http_.Delete(pattern, wrapped);
+  if (method == "GET")
+    http_.Get(pattern, wrapped);
+  else if (method == "POST")
+    http_.Post(pattern, wrapped);
+  else if (method == "PUT")
+    http_.Put(pattern, wrapped);
+  else if (method == "PATCH")
+    http_.Patch(pattern, wrapped);
+  else if (method == "DELETE")
+    http_.Delete(pattern, wrapped);
 }
 
 void Server::add_operations_routes() {
@@ -164,9 +169,10 @@ void Server::add_operations_routes() {
     const uint64_t lag = projector_.lag();
     constexpr uint64_t kLagMax = 100000;
     projections->set_ok(failure.is_ok() && lag <= kLagMax);
-    projections->set_detail(!failure.is_ok() ? "stopped: " + failure.message()
-                                             : std::to_string(lag) + " events behind the log (at most " +
-                                                   std::to_string(kLagMax) + ")");
+    projections->set_detail(!failure.is_ok()
+                                ? "stopped: " + failure.message()
+                                : std::to_string(lag) + " events behind the log (at most " +
+                                      std::to_string(kLagMax) + ")");
     const bool ready = log->ok() && projections->ok();
     health.set_status(ready ? "READY" : "NOT_READY");
     response.status = ready ? 200 : 503;
@@ -263,9 +269,10 @@ bool Server::wait_for_min_position(Call& call) {
     return false;
   }
   if (!projector_.wait_for(*position, std::chrono::steady_clock::now() + options_.read_wait_max)) {
-    reply_problem(call, problem_from(Status::unavailable(
-                            "The read model has not reached position " +
-                            format_position(*position) + " yet; retry shortly")));
+    reply_problem(
+        call,
+        problem_from(Status::unavailable("The read model has not reached position " +
+                                         format_position(*position) + " yet; retry shortly")));
     return false;
   }
   return true;

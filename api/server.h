@@ -22,8 +22,8 @@ namespace crm::api {
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
-  int port = 8080;                     // 0: any free port
-  size_t threads = 256;                // = concurrent keep-alive connections served at once
+  int port = 8080;       // 0: any free port
+  size_t threads = 256;  // = concurrent keep-alive connections served at once
   size_t body_bytes_max = 1u << 20;
   std::chrono::milliseconds command_timeout{30000};
   std::chrono::milliseconds read_wait_max{5000};  // longest wait for ?minPosition=

@@ -44,15 +44,15 @@ void Server::reply_history(Call& call, const std::string& stream_id) {
   for (const char* name : {"fromVersion", "pageToken"}) {
     if (call.request.has_param(name) &&
         !parse_count(call.request.get_param_value(name), 1, UINT64_MAX, &from_version)) {
-      return reply_problem(call, bad_request(std::string("Expected ") + name +
-                                                 " to be a stream version (1 or more)",
-                                             name, "request.version"));
+      return reply_problem(
+          call, bad_request(std::string("Expected ") + name + " to be a stream version (1 or more)",
+                            name, "request.version"));
     }
   }
   if (call.request.has_param("pageSize") &&
       !parse_count(call.request.get_param_value("pageSize"), 1, kHistoryPageMax, &size)) {
-    return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
-                                           "request.page_size"));
+    return reply_problem(
+        call, bad_request("Expected pageSize between 1 and 500", "pageSize", "request.page_size"));
   }
   auto head = engine_.log().stream_head(stream_id);
   if (!head.is_ok()) return reply_problem(call, problem_from(head.status()));

@@ -30,8 +30,8 @@ Status verify(const std::vector<events::EventEnvelope>& events, std::string prev
               uint64_t first_version) {
   uint64_t expected_version = first_version;
   for (const auto& event : events) {
-    std::string where = "stream '" + event.stream_id() + "' version " +
-                        std::to_string(event.stream_version());
+    std::string where =
+        "stream '" + event.stream_id() + "' version " + std::to_string(event.stream_version());
     if (event.stream_version() != expected_version) {
       return Status::corruption("Expected version " + std::to_string(expected_version) + " in " +
                                 where + ": events are missing or out of order");

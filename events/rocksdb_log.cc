@@ -63,15 +63,16 @@ Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t part
     uint32_t existing = get_u32_be(stored);
     if (existing != partition_count) {
       return Status::invalid_argument(
-          "Expected the data directory's " + std::to_string(existing) +
-          " partitions, but " + std::to_string(partition_count) +
+          "Expected the data directory's " + std::to_string(existing) + " partitions, but " +
+          std::to_string(partition_count) +
           " were configured: the partition count is fixed when the data directory is created");
     }
   } else if (s.code() == StatusCode::kNotFound) {
     std::string value;
     put_u32_be(value, partition_count);
     auto w = store.write_durable([&](rocksdb::WriteBatch& batch) {
-      batch.Put(store.family(Store::Family::kMeta), kPartitionCountKey, value).PermitUncheckedError();
+      batch.Put(store.family(Store::Family::kMeta), kPartitionCountKey, value)
+          .PermitUncheckedError();
     });
     if (!w.is_ok()) return w;
   } else {
@@ -218,8 +219,8 @@ Result<std::vector<events::EventEnvelope>> RocksDbLog::read_stream(const std::st
     std::string value;
     auto s = store_.get(Store::Family::kLog, key, &value);
     if (!s.is_ok()) {
-      return Status::corruption("stream '" + stream_id + "' indexes an event missing from the log: " +
-                                s.message());
+      return Status::corruption("stream '" + stream_id +
+                                "' indexes an event missing from the log: " + s.message());
     }
     events::EventEnvelope event;
     if (!event.ParseFromString(value))
@@ -245,9 +246,8 @@ bool RocksDbLog::wait_for_end_above(uint32_t partition, uint64_t end_offset,
                                     std::chrono::steady_clock::time_point deadline) {
   if (partition >= partitions_.size()) return false;
   std::unique_lock lock(wait_mu_);
-  return wait_cv_.wait_until(lock, deadline, [&] {
-    return partitions_[partition]->end_offset.load() > end_offset;
-  });
+  return wait_cv_.wait_until(
+      lock, deadline, [&] { return partitions_[partition]->end_offset.load() > end_offset; });
 }
 
 bool RocksDbLog::wait_for_any_above(const std::vector<uint64_t>& end_offsets,

@@ -1,7 +1,8 @@
 // The embedded event log (the default backend): the EventLog contract over the Store's column
 // families. Key layout (big-endian numbers so keys sort in log order):
 //   log:     partition(4) offset(8)                  -> EventEnvelope
-//   streams: 'h' stream_id                           -> head: version(8) partition(4) offset(8) hash
+//   streams: 'h' stream_id                           -> head: version(8) partition(4) offset(8)
+//   hash
 //            'i' stream_id '\0' version(8)           -> partition(4) offset(8)
 //   meta:    "partition_count"                       -> count(4)
 #pragma once

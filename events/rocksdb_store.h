@@ -67,11 +67,11 @@ class Store {
   std::mutex commit_mu_;
   std::condition_variable commit_cv_;
   rocksdb::WriteBatch open_batch_;
-  uint64_t open_generation_ = 1;   // generation of the batch being filled
-  uint64_t synced_generation_ = 0; // every generation <= this one is written
+  uint64_t open_generation_ = 1;    // generation of the batch being filled
+  uint64_t synced_generation_ = 0;  // every generation <= this one is written
   bool writing_ = false;
   uint64_t open_requests_ = 0;
-  Status failure_;                 // sticky once a write fails
+  Status failure_;  // sticky once a write fails
   uint64_t failed_generation_ = UINT64_MAX;
   GroupCommitStats stats_;
 };

@@ -14,10 +14,10 @@ enum class StatusCode {
   kOk,
   kInvalidArgument,
   kNotFound,
-  kConflict,            // expected version did not match
-  kUnavailable,         // retry later: shutting down, partition stopped, storage failed
-  kResourceExhausted,   // overloaded: too many commands in flight; retry after a pause
-  kCorruption,          // stored data failed a check
+  kConflict,           // expected version did not match
+  kUnavailable,        // retry later: shutting down, partition stopped, storage failed
+  kResourceExhausted,  // overloaded: too many commands in flight; retry after a pause
+  kCorruption,         // stored data failed a check
   kInternal,
 };
 
@@ -25,11 +25,15 @@ class [[nodiscard]] Status {
  public:
   Status() = default;
   static Status ok() { return {}; }
-  static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status invalid_argument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status conflict(std::string m) { return {StatusCode::kConflict, std::move(m)}; }
   static Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-  static Status resource_exhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+  static Status resource_exhausted(std::string m) {
+    return {StatusCode::kResourceExhausted, std::move(m)};
+  }
   static Status corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
@@ -55,9 +59,18 @@ class [[nodiscard]] Result {
 
   bool is_ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
-  T& value() & { assert(value_); return *value_; }
-  const T& value() const& { assert(value_); return *value_; }
-  T&& value() && { assert(value_); return std::move(*value_); }
+  T& value() & {
+    assert(value_);
+    return *value_;
+  }
+  const T& value() const& {
+    assert(value_);
+    return *value_;
+  }
+  T&& value() && {
+    assert(value_);
+    return std::move(*value_);
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }

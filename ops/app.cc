@@ -32,7 +32,8 @@ Status write_secret_file(const std::string& path, const std::string& content) {
 Status prepare_data_dir(const std::string& data_dir) {
   std::error_code error;
   std::filesystem::create_directories(data_dir, error);
-  if (error) return Status::unavailable("cannot create data directory " + data_dir + ": " + error.message());
+  if (error)
+    return Status::unavailable("cannot create data directory " + data_dir + ": " + error.message());
   return Status::ok();
 }
 
@@ -58,8 +59,7 @@ Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions
   return offline;
 }
 
-Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock,
-                                       IdSource& ids) {
+Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock, IdSource& ids) {
   std::unique_ptr<App> app(new App());
   if (auto s = prepare_data_dir(config.data_dir); !s.is_ok()) return s;
   StoreOptions store_options;
@@ -105,7 +105,8 @@ Status App::ensure_admin(const AppConfig& config, const Clock& clock, IdSource& 
   upsert->set_token_hash(api::Principals::token_hash(token));
   auto outcome = engine_->submit(std::move(command)).get();
   if (!outcome.status.is_ok()) return outcome.status;
-  if (outcome.rejection) return Status::internal("admin principal refused: " + outcome.rejection->message);
+  if (outcome.rejection)
+    return Status::internal("admin principal refused: " + outcome.rejection->message);
   principals_.update(static_cast<const principal::Principal&>(*outcome.state));
   admin_token_ = token;
   log_line("info", "created the admin principal; its bearer token is in " + path,

@@ -41,8 +41,11 @@ struct Flags {
 Flags parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
   Flags flags;
   static const std::map<std::string, std::string> kEnvironment = {
-      {"data-dir", "CRM_DATA_DIR"}, {"listen", "CRM_LISTEN"}, {"partitions", "CRM_PARTITIONS"},
-      {"http-threads", "CRM_HTTP_THREADS"}, {"body-limit", "CRM_BODY_LIMIT"}};
+      {"data-dir", "CRM_DATA_DIR"},
+      {"listen", "CRM_LISTEN"},
+      {"partitions", "CRM_PARTITIONS"},
+      {"http-threads", "CRM_HTTP_THREADS"},
+      {"body-limit", "CRM_BODY_LIMIT"}};
   for (const auto& name : known) {
     auto env = kEnvironment.find(name);
     if (env == kEnvironment.end()) continue;
@@ -95,7 +98,8 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     config.http.threads = number;
   }
   if (auto* v = get("body-limit")) {
-    if (!parse_number(*v, 1024, 1ull << 30, &number)) return "--body-limit must be 1024..1073741824";
+    if (!parse_number(*v, 1024, 1ull << 30, &number))
+      return "--body-limit must be 1024..1073741824";
     config.http.body_bytes_max = number;
   }
   if (auto* v = get("listen")) {
@@ -111,7 +115,8 @@ std::string read_config(const Flags& flags, AppConfig& config) {
 }
 
 int serve(int argc, char** argv) {
-  auto flags = parse_flags(argc, argv, 2, {"data-dir", "listen", "partitions", "http-threads", "body-limit"});
+  auto flags = parse_flags(argc, argv, 2,
+                           {"data-dir", "listen", "partitions", "http-threads", "body-limit"});
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
   if (!error.empty()) {
@@ -135,19 +140,22 @@ int serve(int argc, char** argv) {
   }
   int port = app.value()->bind();
   if (port < 0) {
-    log_line("error", "cannot listen on " + config.http.host + ":" + std::to_string(config.http.port));
+    log_line("error",
+             "cannot listen on " + config.http.host + ":" + std::to_string(config.http.port));
     return 1;
   }
   std::thread signal_thread([&] {
     int received = 0;
     sigwait(&signals, &received);
-    log_line("info", "stopping: finishing in-flight commands", {{"signal", std::to_string(received)}});
+    log_line("info", "stopping: finishing in-flight commands",
+             {{"signal", std::to_string(received)}});
     app.value()->stop();
   });
-  log_line("info", "serving", {{"listen", config.http.host + ":" + std::to_string(port)},
-                                {"data_dir", config.data_dir},
-                                {"partitions", std::to_string(config.partitions)},
-                                {"http_threads", std::to_string(config.http.threads)}});
+  log_line("info", "serving",
+           {{"listen", config.http.host + ":" + std::to_string(port)},
+            {"data_dir", config.data_dir},
+            {"partitions", std::to_string(config.partitions)},
+            {"http_threads", std::to_string(config.http.threads)}});
   app.value()->serve();
   app.value()->stop();
   // If serve() ended by itself, release the signal thread.
@@ -181,22 +189,31 @@ int replay(int argc, char** argv) {
   // Bring the live models up to the end of the log first, so the digests compare like for like.
   {
     Projector live(*offline->log, store, all_read_models());
-    if (auto s = live.open(); !s.is_ok()) return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
-    if (auto s = live.catch_up(); !s.is_ok()) return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
+    if (auto s = live.open(); !s.is_ok())
+      return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
+    if (auto s = live.catch_up(); !s.is_ok())
+      return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
   }
   auto live_digest = read_models_digest(store);
   auto started = std::chrono::steady_clock::now();
-  if (auto s = clear_read_models(store); !s.is_ok()) return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
+  if (auto s = clear_read_models(store); !s.is_ok())
+    return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
   Projector rebuild(*offline->log, store, all_read_models());
-  if (auto s = rebuild.open(); !s.is_ok()) return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
-  if (auto s = rebuild.catch_up(); !s.is_ok()) return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (auto s = rebuild.open(); !s.is_ok())
+    return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
+  if (auto s = rebuild.catch_up(); !s.is_ok())
+    return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto after = read_models_digest(store);
   uint64_t events = 0;
-  for (uint32_t p = 0; p < offline->log->partition_count(); ++p) events += offline->log->end_offset(p);
-  const bool identical = live_digest.is_ok() && after.is_ok() && live_digest.value() == after.value();
-  std::printf("events replayed: %llu in %.3f s (%.0f events/s)\n", static_cast<unsigned long long>(events),
-              seconds, seconds > 0 ? events / seconds : 0.0);
+  for (uint32_t p = 0; p < offline->log->partition_count(); ++p)
+    events += offline->log->end_offset(p);
+  const bool identical =
+      live_digest.is_ok() && after.is_ok() && live_digest.value() == after.value();
+  std::printf("events replayed: %llu in %.3f s (%.0f events/s)\n",
+              static_cast<unsigned long long>(events), seconds,
+              seconds > 0 ? events / seconds : 0.0);
   std::printf("read models before: %s\n", live_digest.is_ok() ? live_digest.value().c_str() : "?");
   std::printf("read models after:  %s\n", after.is_ok() ? after.value().c_str() : "?");
   std::printf("%s\n", identical ? "identical" : "DIFFERENT");

@@ -63,11 +63,16 @@ Result<customer::CustomerList> list_customers(Store& store, const CustomerFilter
                                               size_t page_size, const std::string& page_token) {
   // Walk the most selective index given; check the other filters on each row.
   std::string prefix = kCustomerPrefix;
-  if (!filter.owner_id.empty()) prefix = index_prefix("owner", filter.owner_id);
-  else if (!filter.team.empty()) prefix = index_prefix("team", filter.team);
-  else if (!filter.region.empty()) prefix = index_prefix("region", filter.region);
-  else if (!filter.level.empty()) prefix = index_prefix("level", filter.level);
-  else if (!filter.stage.empty()) prefix = index_prefix("stage", filter.stage);
+  if (!filter.owner_id.empty())
+    prefix = index_prefix("owner", filter.owner_id);
+  else if (!filter.team.empty())
+    prefix = index_prefix("team", filter.team);
+  else if (!filter.region.empty())
+    prefix = index_prefix("region", filter.region);
+  else if (!filter.level.empty())
+    prefix = index_prefix("level", filter.level);
+  else if (!filter.stage.empty())
+    prefix = index_prefix("stage", filter.stage);
   const bool by_index = prefix != kCustomerPrefix;
 
   customer::CustomerList page;

@@ -22,9 +22,8 @@ std::string checkpoint_key(const std::string& model, uint32_t partition) {
 }  // namespace
 
 Status ReadModelWriter::get(const std::string& key, std::string* value) {
-  return from_rocksdb(batch_.GetFromBatchAndDB(store_.db(), rocksdb::ReadOptions(),
-                                               store_.family(Store::Family::kReadModels), key,
-                                               value));
+  return from_rocksdb(batch_.GetFromBatchAndDB(
+      store_.db(), rocksdb::ReadOptions(), store_.family(Store::Family::kReadModels), key, value));
 }
 
 void ReadModelWriter::put(const std::string& key, const std::string& value) {
@@ -45,7 +44,8 @@ Status Projector::open() {
   for (size_t m = 0; m < models_.size(); ++m) {
     for (uint32_t p = 0; p < log_.partition_count(); ++p) {
       std::string value;
-      auto s = store_.get(Store::Family::kCheckpoints, checkpoint_key(models_[m]->name(), p), &value);
+      auto s =
+          store_.get(Store::Family::kCheckpoints, checkpoint_key(models_[m]->name(), p), &value);
       if (s.is_ok()) {
         if (value.size() != 8) return Status::corruption("bad checkpoint of " + models_[m]->name());
         checkpoints_[m][p] = get_u64_be(value);
@@ -87,8 +87,9 @@ Result<size_t> Projector::step(uint32_t partition, size_t max_events) {
   put_u64_be(value, next);
   for (size_t m = 0; m < models_.size(); ++m) {
     if (checkpoints_[m][partition] >= next) continue;
-    batch.Put(store_.family(Store::Family::kCheckpoints),
-              checkpoint_key(models_[m]->name(), partition), value)
+    batch
+        .Put(store_.family(Store::Family::kCheckpoints),
+             checkpoint_key(models_[m]->name(), partition), value)
         .PermitUncheckedError();
   }
   if (auto s = store_.write(*batch.GetWriteBatch()); !s.is_ok()) return s;

@@ -28,8 +28,10 @@ HandlerDecision to_handler_decision(Decision<Event>&& decision) {
 constexpr char kPrincipalPrefix[] = "principal:";
 
 Rejection wrong_command(const std::string& stream_type) {
-  return {Rejection::Kind::kInvalid, "command.unknown",
-          "Expected a " + stream_type + " command, but the command has another body", {}};
+  return {Rejection::Kind::kInvalid,
+          "command.unknown",
+          "Expected a " + stream_type + " command, but the command has another body",
+          {}};
 }
 
 class CustomerHandler final : public AggregateHandler {
@@ -45,13 +47,20 @@ class CustomerHandler final : public AggregateHandler {
                          const events::CommandEnvelope& command) const override {
     customer::Command c;
     switch (command.body_case()) {
-      case events::CommandEnvelope::kRegisterCustomer: c = command.register_customer(); break;
-      case events::CommandEnvelope::kUpdateCustomer: c = command.update_customer(); break;
-      case events::CommandEnvelope::kAddContact: c = command.add_contact(); break;
-      default: return {{}, wrong_command(kCustomerStream)};
+      case events::CommandEnvelope::kRegisterCustomer:
+        c = command.register_customer();
+        break;
+      case events::CommandEnvelope::kUpdateCustomer:
+        c = command.update_customer();
+        break;
+      case events::CommandEnvelope::kAddContact:
+        c = command.add_contact();
+        break;
+      default:
+        return {{}, wrong_command(kCustomerStream)};
     }
-    return to_handler_decision(customer::decide(static_cast<const customer::Customer&>(state),
-                                                command.stream_id(), c));
+    return to_handler_decision(
+        customer::decide(static_cast<const customer::Customer&>(state), command.stream_id(), c));
   }
   void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
               uint64_t version, int64_t occurred_at_us) const override {
@@ -74,9 +83,14 @@ class PrincipalHandler final : public AggregateHandler {
                          const events::CommandEnvelope& command) const override {
     principal::Command c;
     switch (command.body_case()) {
-      case events::CommandEnvelope::kUpsertPrincipal: c = command.upsert_principal(); break;
-      case events::CommandEnvelope::kRevokePrincipal: c = command.revoke_principal(); break;
-      default: return {{}, wrong_command(kPrincipalStream)};
+      case events::CommandEnvelope::kUpsertPrincipal:
+        c = command.upsert_principal();
+        break;
+      case events::CommandEnvelope::kRevokePrincipal:
+        c = command.revoke_principal();
+        break;
+      default:
+        return {{}, wrong_command(kPrincipalStream)};
     }
     return to_handler_decision(principal::decide(static_cast<const principal::Principal&>(state),
                                                  command.partition_key(), c));

@@ -20,8 +20,7 @@ std::future<CommandOutcome> Engine::submit(events::CommandEnvelope command) {
   return processors_[p]->submit(std::move(command));
 }
 
-Result<LoadedAggregate> Engine::read(const std::string& stream_type,
-                                     const std::string& stream_id) {
+Result<LoadedAggregate> Engine::read(const std::string& stream_type, const std::string& stream_id) {
   const AggregateHandler* handler = handlers_.find(stream_type);
   if (handler == nullptr) return Status::invalid_argument("unknown stream type " + stream_type);
   if (!handler->owns(stream_id)) {

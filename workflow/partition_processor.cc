@@ -73,9 +73,9 @@ std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope c
   }
   if (stopping_) return ready(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
-    return ready(Status::resource_exhausted(
-        "partition " + std::to_string(partition_) + " has " + std::to_string(queue_.size()) +
-        " commands in flight, its limit"));
+    return ready(Status::resource_exhausted("partition " + std::to_string(partition_) + " has " +
+                                            std::to_string(queue_.size()) +
+                                            " commands in flight, its limit"));
   }
   queue_.push_back(Pending{std::move(command), {}});
   auto future = queue_.back().reply.get_future();
@@ -118,9 +118,9 @@ void PartitionProcessor::run() {
 void PartitionProcessor::process(std::vector<Pending>& batch) {
   struct Reply {
     CommandOutcome outcome;
-    int stream_index = -1;       // into request.streams when the command appended events
-    std::string idempotency_key; // set when this command's outcome must be remembered
-    int same_as = -1;            // a repeat of a key used earlier in this batch
+    int stream_index = -1;        // into request.streams when the command appended events
+    std::string idempotency_key;  // set when this command's outcome must be remembered
+    int same_as = -1;             // a repeat of a key used earlier in this batch
   };
   std::vector<Reply> replies(batch.size());
   std::unordered_map<std::string, LoadedAggregate> working;
@@ -138,13 +138,16 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
 
     const AggregateHandler* handler = handlers_.find(command.stream_type());
     if (handler == nullptr) {
-      out.rejection = Rejection{Rejection::Kind::kInvalid, "command.stream_type",
-                                "Expected a known stream type, but got '" +
-                                    command.stream_type() + "'", {}};
+      out.rejection =
+          Rejection{Rejection::Kind::kInvalid,
+                    "command.stream_type",
+                    "Expected a known stream type, but got '" + command.stream_type() + "'",
+                    {}};
       continue;
     }
     if (!handler->owns(command.stream_id())) {
-      out.rejection = Rejection{Rejection::Kind::kNotFound, "command.stream_id",
+      out.rejection = Rejection{Rejection::Kind::kNotFound,
+                                "command.stream_id",
                                 "No " + command.stream_type() + " '" + command.stream_id() + "'",
                                 {}};
       continue;
@@ -166,7 +169,8 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         }
         if (now_us - timestamp_to_us(record.recorded_at()) <= options_.idempotency_retention_us) {
           if (record.request_hash() != command.request_hash()) {
-            out.rejection = Rejection{Rejection::Kind::kConflict, "idempotency.key_reused",
+            out.rejection = Rejection{Rejection::Kind::kConflict,
+                                      "idempotency.key_reused",
                                       "Expected Idempotency-Key '" + command.idempotency_key() +
                                           "' to come with the same request as its first use, "
                                           "but this request differs",
@@ -208,7 +212,8 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     LoadedAggregate& aggregate = found->second;
 
     if (command.has_expected_version() && command.expected_version() != aggregate.version) {
-      out.rejection = Rejection{Rejection::Kind::kVersionMismatch, "stream.version_mismatch",
+      out.rejection = Rejection{Rejection::Kind::kVersionMismatch,
+                                "stream.version_mismatch",
                                 "Expected '" + command.stream_id() + "' at version " +
                                     std::to_string(command.expected_version()) +
                                     ", but it is at version " + std::to_string(aggregate.version),
@@ -254,9 +259,8 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
   }
 
   const bool must_write = !request.streams.empty() ||
-                          std::any_of(replies.begin(), replies.end(), [](const Reply& r) {
-                            return !r.idempotency_key.empty();
-                          });
+                          std::any_of(replies.begin(), replies.end(),
+                                      [](const Reply& r) { return !r.idempotency_key.empty(); });
   if (must_write) {
     request.side_writes = [&](const std::vector<StreamAppend>& sealed) {
       for (auto& reply : replies) {
@@ -322,10 +326,12 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         reply.outcome.events.clear();
         reply.outcome.repeated = true;
       } else if (!first.outcome.status.is_ok() || first.outcome.rejection) {
-        reply.outcome.status = Status::unavailable("the first use of this Idempotency-Key failed; retry");
+        reply.outcome.status =
+            Status::unavailable("the first use of this Idempotency-Key failed; retry");
       } else {
         reply.outcome.rejection = Rejection{
-            Rejection::Kind::kConflict, "idempotency.key_reused",
+            Rejection::Kind::kConflict,
+            "idempotency.key_reused",
             "Expected Idempotency-Key '" + batch[i].command.idempotency_key() +
                 "' to come with the same request as its first use, but this request differs",
             {}};

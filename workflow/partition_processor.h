@@ -30,19 +30,19 @@
 namespace crm {
 
 struct CommandOutcome {
-  Status status;                         // not ok: the command was not processed (retry later)
-  std::optional<Rejection> rejection;    // a domain refusal; nothing was stored
+  Status status;                       // not ok: the command was not processed (retry later)
+  std::optional<Rejection> rejection;  // a domain refusal; nothing was stored
   std::string stream_id;
-  uint64_t version = 0;                  // the stream's version after the command
-  events::Position position;             // of the command's last event (or the stream's head)
+  uint64_t version = 0;       // the stream's version after the command
+  events::Position position;  // of the command's last event (or the stream's head)
   std::shared_ptr<const google::protobuf::Message> state;  // the aggregate after the command
   std::vector<events::EventEnvelope> events;  // what this command appended (empty on a repeat)
-  bool repeated = false;                 // answered from the idempotency table
+  bool repeated = false;                      // answered from the idempotency table
 };
 
 struct ProcessorOptions {
-  size_t queue_max = 4096;      // queued commands beyond this are refused (429)
-  size_t batch_max = 512;       // commands per atomic step
+  size_t queue_max = 4096;  // queued commands beyond this are refused (429)
+  size_t batch_max = 512;   // commands per atomic step
   size_t cache_entries_max = 100000;
   int64_t idempotency_retention_us = 7LL * 24 * 3600 * 1000000;
 };

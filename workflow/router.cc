@@ -23,8 +23,12 @@ uint32_t murmur2(std::string_view data) {
     h ^= k;
   }
   switch (length % 4) {
-    case 3: h ^= static_cast<uint32_t>(bytes[i + 2]) << 16; [[fallthrough]];
-    case 2: h ^= static_cast<uint32_t>(bytes[i + 1]) << 8; [[fallthrough]];
+    case 3:
+      h ^= static_cast<uint32_t>(bytes[i + 2]) << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= static_cast<uint32_t>(bytes[i + 1]) << 8;
+      [[fallthrough]];
     case 1:
       h ^= static_cast<uint32_t>(bytes[i]);
       h *= kM;

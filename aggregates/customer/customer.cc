@@ -34,7 +34,8 @@ void check_name(Violations& v, const std::string& field, const std::string& name
 
 void check_email(Violations& v, const std::string& field, const std::string& email) {
   if (!email.empty() && !validation::is_email(email))
-    v.add(field, "customer.email_format", "Expected an e-mail address like name@example.com, but got '" + email + "'");
+    v.add(field, "customer.email_format",
+          "Expected an e-mail address like name@example.com, but got '" + email + "'");
 }
 
 void check_phone(Violations& v, const std::string& field, const std::string& phone) {
@@ -61,7 +62,8 @@ void check_enum(Violations& v, const std::string& field, int value, bool (*is_va
 }
 
 Rejection not_found(const std::string& customer_id) {
-  return {Rejection::Kind::kNotFound, "customer.not_found",
+  return {Rejection::Kind::kNotFound,
+          "customer.not_found",
           "Expected customer '" + customer_id + "' to exist, but no such customer is registered",
           {}};
 }
@@ -69,10 +71,11 @@ Rejection not_found(const std::string& customer_id) {
 Decision<Event> register_customer(const Customer& state, const std::string& customer_id,
                                   const RegisterCustomer& c) {
   if (state.version() != 0) {
-    return Decision<Event>::refuse({Rejection::Kind::kConflict, "customer.already_registered",
-                                    "Expected a new customer id, but customer '" + customer_id +
-                                        "' is already registered",
-                                    {}});
+    return Decision<Event>::refuse(
+        {Rejection::Kind::kConflict,
+         "customer.already_registered",
+         "Expected a new customer id, but customer '" + customer_id + "' is already registered",
+         {}});
   }
   Violations v;
   check_name(v, "name", c.name(), "customer.name_required");
@@ -112,7 +115,8 @@ Decision<Event> update_customer(const Customer& state, const std::string& custom
                                 const UpdateCustomer& c) {
   if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
   if (c.ByteSizeLong() == 0) {
-    return Decision<Event>::refuse({Rejection::Kind::kInvalid, "customer.change_empty",
+    return Decision<Event>::refuse({Rejection::Kind::kInvalid,
+                                    "customer.change_empty",
                                     "Expected at least one field to change, but none was given",
                                     {}});
   }
@@ -144,7 +148,8 @@ Decision<Event> update_customer(const Customer& state, const std::string& custom
     }
   };
   diff(c.has_name(), state.name(), c.name(), &P::mutable_name);
-  diff(c.has_certificate_no(), state.certificate_no(), c.certificate_no(), &P::mutable_certificate_no);
+  diff(c.has_certificate_no(), state.certificate_no(), c.certificate_no(),
+       &P::mutable_certificate_no);
   diff(c.has_address(), state.address(), c.address(), &P::mutable_address);
   diff(c.has_region(), state.region(), c.region(), &P::mutable_region);
   diff(c.has_industry(), state.industry(), c.industry(), &P::mutable_industry);
@@ -187,11 +192,12 @@ Decision<Event> add_contact(const Customer& state, const std::string& customer_i
                             const AddContact& c) {
   if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
   if (static_cast<size_t>(state.contacts_size()) >= kContactsMax) {
-    return Decision<Event>::refuse(
-        {Rejection::Kind::kConflict, "customer.contacts_max",
-         "Expected at most " + std::to_string(kContactsMax) + " contacts per customer, but '" +
-             customer_id + "' has them all",
-         {}});
+    return Decision<Event>::refuse({Rejection::Kind::kConflict,
+                                    "customer.contacts_max",
+                                    "Expected at most " + std::to_string(kContactsMax) +
+                                        " contacts per customer, but '" + customer_id +
+                                        "' has them all",
+                                    {}});
   }
   Violations v;
   check_name(v, "name", c.name(), "contact.name_required");
@@ -209,7 +215,8 @@ Decision<Event> add_contact(const Customer& state, const std::string& customer_i
 
   ContactAdded e;
   Contact* contact = e.mutable_contact();
-  contact->set_id("contact-" + std::to_string(state.contacts_size() + 1));  // contacts are never removed
+  contact->set_id("contact-" +
+                  std::to_string(state.contacts_size() + 1));  // contacts are never removed
   contact->set_name(c.name());
   contact->set_role(c.role());
   contact->set_phone(c.phone());
@@ -232,46 +239,43 @@ Decision<Event> decide(const Customer& state, const std::string& customer_id,
 }
 
 void evolve(Customer& state, const Event& event, uint64_t version, int64_t occurred_at_us) {
-  std::visit(
-      Overloaded{
-          [&](const CustomerRegistered& e) {
-            state.set_id(e.customer_id());
-            state.set_name(e.name());
-            state.set_kind(e.kind());
-            state.set_certificate_no(e.certificate_no());
-            state.set_level(e.level());
-            state.set_credit_level(e.credit_level());
-            state.set_region(e.region());
-            state.set_industry(e.industry());
-            state.set_owner_id(e.owner_id());
-            state.set_team(e.team());
-            state.set_stage(e.stage());
-            state.set_address(e.address());
-            state.set_phone(e.phone());
-            state.set_email(e.email());
-            *state.mutable_created_at() = timestamp_from_us(occurred_at_us);
-          },
-          [&](const CustomerProfileChanged& e) {
-            if (e.has_name()) state.set_name(e.name());
-            if (e.has_certificate_no()) state.set_certificate_no(e.certificate_no());
-            if (e.has_address()) state.set_address(e.address());
-            if (e.has_region()) state.set_region(e.region());
-            if (e.has_industry()) state.set_industry(e.industry());
-            if (e.has_phone()) state.set_phone(e.phone());
-            if (e.has_email()) state.set_email(e.email());
-          },
-          [&](const CustomerLevelChanged& e) { state.set_level(e.to()); },
-          [&](const CustomerCreditLevelChanged& e) { state.set_credit_level(e.to()); },
-          [&](const CustomerOwnerChanged& e) {
-            state.set_owner_id(e.to_owner_id());
-            state.set_team(e.to_team());
-          },
-          [&](const CustomerStageChanged& e) { state.set_stage(e.to()); },
-          [&](const ContactAdded& e) {
-            *state.add_contacts() = e.contact();
-          },
-      },
-      event);
+  std::visit(Overloaded{
+                 [&](const CustomerRegistered& e) {
+                   state.set_id(e.customer_id());
+                   state.set_name(e.name());
+                   state.set_kind(e.kind());
+                   state.set_certificate_no(e.certificate_no());
+                   state.set_level(e.level());
+                   state.set_credit_level(e.credit_level());
+                   state.set_region(e.region());
+                   state.set_industry(e.industry());
+                   state.set_owner_id(e.owner_id());
+                   state.set_team(e.team());
+                   state.set_stage(e.stage());
+                   state.set_address(e.address());
+                   state.set_phone(e.phone());
+                   state.set_email(e.email());
+                   *state.mutable_created_at() = timestamp_from_us(occurred_at_us);
+                 },
+                 [&](const CustomerProfileChanged& e) {
+                   if (e.has_name()) state.set_name(e.name());
+                   if (e.has_certificate_no()) state.set_certificate_no(e.certificate_no());
+                   if (e.has_address()) state.set_address(e.address());
+                   if (e.has_region()) state.set_region(e.region());
+                   if (e.has_industry()) state.set_industry(e.industry());
+                   if (e.has_phone()) state.set_phone(e.phone());
+                   if (e.has_email()) state.set_email(e.email());
+                 },
+                 [&](const CustomerLevelChanged& e) { state.set_level(e.to()); },
+                 [&](const CustomerCreditLevelChanged& e) { state.set_credit_level(e.to()); },
+                 [&](const CustomerOwnerChanged& e) {
+                   state.set_owner_id(e.to_owner_id());
+                   state.set_team(e.to_team());
+                 },
+                 [&](const CustomerStageChanged& e) { state.set_stage(e.to()); },
+                 [&](const ContactAdded& e) { *state.add_contacts() = e.contact(); },
+             },
+             event);
   state.set_version(version);
   *state.mutable_updated_at() = timestamp_from_us(occurred_at_us);
 }

@@ -58,10 +58,11 @@ Decision<Event> decide(const Principal& state, const std::string& principal_id,
   if (const auto* upsert_command = std::get_if<events::UpsertPrincipal>(&command))
     return upsert(principal_id, *upsert_command);
   if (state.version() == 0) {
-    return Decision<Event>::refuse({Rejection::Kind::kNotFound, "principal.not_found",
-                                    "Expected principal '" + principal_id +
-                                        "' to exist, but there is no such principal",
-                                    {}});
+    return Decision<Event>::refuse(
+        {Rejection::Kind::kNotFound,
+         "principal.not_found",
+         "Expected principal '" + principal_id + "' to exist, but there is no such principal",
+         {}});
   }
   if (state.revoked()) return {};  // already revoked: nothing to change
   PrincipalRevoked e;

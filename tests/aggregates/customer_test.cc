@@ -1,9 +1,8 @@
 // Customer aggregate: given events, when a command, then events or the rule that refused it.
 #include "aggregates/customer/customer.h"
 
-#include <gtest/gtest.h>
-
 #include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 
 namespace crm::customer {
 namespace {

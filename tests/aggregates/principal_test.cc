@@ -33,7 +33,8 @@ TEST(Principal, RefusesBadIdsAndRoles) {
 TEST(Principal, RevokeOnceThenNothingToChange) {
   Principal state;
   EXPECT_EQ(decide(state, "carol", RevokePrincipal()).rejection->rule, "principal.not_found");
-  evolve(state, std::get<PrincipalUpserted>(decide(state, "carol", upsert({"auditor"})).events[0]), 1);
+  evolve(state, std::get<PrincipalUpserted>(decide(state, "carol", upsert({"auditor"})).events[0]),
+         1);
   auto revoke = decide(state, "carol", RevokePrincipal());
   ASSERT_EQ(revoke.events.size(), 1u);
   evolve(state, revoke.events[0], 2);

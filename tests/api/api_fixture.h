@@ -259,7 +259,8 @@ class ApiTest : public ::testing::Test {
       EXPECT_EQ(reply.status, 200) << reply.body;
     }
     std::string path = "/v1/customers?" + query;
-    if (!last_position_.empty()) path += (query.empty() ? "" : "&") + ("minPosition=" + last_position_);
+    if (!last_position_.empty())
+      path += (query.empty() ? "" : "&") + ("minPosition=" + last_position_);
     auto reply = get(path);
     EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
     return parse_json<customer::CustomerList>(reply.body);

@@ -58,8 +58,9 @@ TEST_F(Auth, UnknownTokenIs401) {
 }
 
 TEST_F(Auth, OtherAuthorizationSchemeIs401) {
-  auto reply = as("", {"GET", "/v1/customers", "", kJson,
-                       {{"Authorization", "Basic " + served().admin_token()}}});
+  auto reply = as(
+      "",
+      {"GET", "/v1/customers", "", kJson, {{"Authorization", "Basic " + served().admin_token()}}});
 
   expect_problem(reply, 401);
   EXPECT_TRUE(reply.has_header("WWW-Authenticate"));
@@ -119,9 +120,10 @@ TEST_F(Auth, AuditorReadsCustomersButCannotRegister) {
 
   auto problem = expect_problem(as(auditor.token(), register_request()), 403);
   EXPECT_EQ(problem.type(), "urn:crm:problem:forbidden");
-  expect_problem(as(auditor.token(), {"PATCH", "/v1/customers/" + created.id(),
-                                      R"({"region": "North"})", kJson, {}}),
-                 403);
+  expect_problem(
+      as(auditor.token(),
+         {"PATCH", "/v1/customers/" + created.id(), R"({"region": "North"})", kJson, {}}),
+      403);
   EXPECT_EQ(events_in_log(), events_before);
 }
 
@@ -148,9 +150,9 @@ TEST_F(Auth, ClerkRegistersButCannotManagePrincipalsOrReadRawStreams) {
   EXPECT_EQ(history_items[0].actor().role(), "clerk");
 
   const uint64_t events_before = events_in_log();
-  expect_problem(as(clerk.token(), {"PUT", "/v1/principals/mallory",
-                                    R"({"roles": ["admin"]})", kJson, {}}),
-                 403);
+  expect_problem(
+      as(clerk.token(), {"PUT", "/v1/principals/mallory", R"({"roles": ["admin"]})", kJson, {}}),
+      403);
   expect_problem(as(clerk.token(), {"DELETE", "/v1/principals/admin", "", kJson, {}}), 403);
   expect_problem(as(clerk.token(), get_request("/v1/principals/carl")), 403);
   expect_problem(as(clerk.token(), get_request("/v1/streams/" + created.id() + "/events")), 403);
@@ -196,9 +198,8 @@ TEST_F(Auth, ConcurrentPutsLeaveOnlyTheNewestTokenWorking) {
       ASSERT_EQ(reply.status, 200) << reply.body;
       views.push_back(parse_json<principal::PrincipalView>(reply.body));
     }
-    const auto newest = std::max_element(views.begin(), views.end(), [](auto& a, auto& b) {
-      return a.version() < b.version();
-    });
+    const auto newest = std::max_element(
+        views.begin(), views.end(), [](auto& a, auto& b) { return a.version() < b.version(); });
     ASSERT_EQ(parse_json<principal::PrincipalView>(get("/v1/principals/alice").body).version(),
               newest->version());
     for (const auto& view : views) {
@@ -238,8 +239,8 @@ TEST_F(Auth, RevokingAnUnknownPrincipalIs404) {
 // was re-issued a token since, and that token stays valid.
 TEST_F(Auth, ReplayedRevokeDoesNotRevokeATokenIssuedSince) {
   put_principal("alice", R"("clerk")");
-  const Request revoke = {"DELETE", "/v1/principals/alice", "", kJson,
-                          {{"Idempotency-Key", "revoke-alice"}}};
+  const Request revoke = {
+      "DELETE", "/v1/principals/alice", "", kJson, {{"Idempotency-Key", "revoke-alice"}}};
   ASSERT_EQ(call(revoke).status, 200);
   auto reissued = put_principal("alice", R"("clerk")", 200);
   ASSERT_EQ(as(reissued.token(), get_request("/v1/customers")).status, 200);

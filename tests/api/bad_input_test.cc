@@ -129,10 +129,10 @@ TEST_F(BadInput, EveryViolationIsListed) {
 }
 
 TEST_F(BadInput, BadContactBirthdayIs422NamingBirthday) {
-  auto problem = expect_problem(
-      post(existing_path() + "/contacts",
-           R"({"name": "Wang Fang", "role": "USER", "birthday": "13-45"})"),
-      422);
+  auto problem =
+      expect_problem(post(existing_path() + "/contacts",
+                          R"({"name": "Wang Fang", "role": "USER", "birthday": "13-45"})"),
+                     422);
 
   EXPECT_THAT(rules_of(problem), ElementsAre("contact.birthday_format"));
   EXPECT_THAT(fields_of(problem), ElementsAre("birthday"));
@@ -158,8 +158,8 @@ TEST_F(BadInput, OversizedBodyIs413) {
 }
 
 TEST_F(BadInput, InvalidUtf8InAJsonStringIs400) {
-  auto problem = refused_registration("{\"name\": \"Zhang\xff\xfe San\", \"kind\": \"INDIVIDUAL\"}",
-                                      400);
+  auto problem =
+      refused_registration("{\"name\": \"Zhang\xff\xfe San\", \"kind\": \"INDIVIDUAL\"}", 400);
 
   EXPECT_THAT(problem.detail(), HasSubstr("UTF-8"));
   expect_nothing_stored();
@@ -172,9 +172,8 @@ TEST_F(BadInput, OverlongUtf8EncodingIs400) {
 }
 
 TEST_F(BadInput, StaleIfMatchIs412) {
-  auto problem = expect_problem(patch(existing_path(), R"({"region": "North"})",
-                                      {{"If-Match", "\"7\""}}),
-                                412);
+  auto problem = expect_problem(
+      patch(existing_path(), R"({"region": "North"})", {{"If-Match", "\"7\""}}), 412);
 
   EXPECT_EQ(problem.type(), "urn:crm:problem:version-mismatch");
   expect_nothing_stored();
@@ -204,8 +203,7 @@ TEST_F(BadInput, ReusedIdempotencyKeyWithAnotherBodyIs409) {
 }
 
 TEST_F(BadInput, IdempotencyKeyOver200CharactersIs400) {
-  auto problem =
-      refused_registration(kValid, 400, {{"Idempotency-Key", std::string(201, 'k')}});
+  auto problem = refused_registration(kValid, 400, {{"Idempotency-Key", std::string(201, 'k')}});
 
   EXPECT_THAT(fields_of(problem), ElementsAre("Idempotency-Key"));
   const std::string would_be = api::customer_id_for_key("admin", std::string(201, 'k'));

@@ -40,8 +40,7 @@ TEST_F(CustomersHttp, RegisterAnswers201WithIdVersionPositionLocationAndEtag) {
   auto created = customer_of(reply);
   EXPECT_TRUE(created.id().starts_with("cus_")) << created.id();
   EXPECT_EQ(created.version(), 1u);
-  EXPECT_TRUE(std::regex_match(created.position(), std::regex(R"(\d+:\d+)")))
-      << created.position();
+  EXPECT_TRUE(std::regex_match(created.position(), std::regex(R"(\d+:\d+)"))) << created.position();
   EXPECT_EQ(reply.header("Location"), "/v1/customers/" + created.id());
   EXPECT_EQ(reply.header("ETag"), "\"1\"");
   EXPECT_EQ(created.name(), "Acme Telecom");
@@ -118,10 +117,9 @@ TEST_F(CustomersHttp, PatchRecordsEachKindOfChangeAsItsOwnEvent) {
   EXPECT_EQ(get_customer(created.id()).owner_id(), "bob");
 
   auto items = history(created.id());
-  EXPECT_THAT(types_of(items),
-              ElementsAre("CustomerRegistered", "CustomerProfileChanged", "CustomerLevelChanged",
-                          "CustomerCreditLevelChanged", "CustomerOwnerChanged",
-                          "CustomerStageChanged"));
+  EXPECT_THAT(types_of(items), ElementsAre("CustomerRegistered", "CustomerProfileChanged",
+                                           "CustomerLevelChanged", "CustomerCreditLevelChanged",
+                                           "CustomerOwnerChanged", "CustomerStageChanged"));
   ASSERT_EQ(items.size(), 6u);
   customer::CustomerLevelChanged level;
   ASSERT_TRUE(items[2].data().UnpackTo(&level));
@@ -404,8 +402,10 @@ TEST_F(CustomersHttp, ConcurrentPatchesWithTheSameIfMatchLetExactlyOneWin) {
   auto created = register_customer(kAcme);
   std::vector<Request> patches;
   for (int i = 0; i < 6; ++i) {
-    patches.push_back({"PATCH", "/v1/customers/" + created.id(),
-                       R"({"region": "Region )" + std::to_string(i) + R"("})", kJson,
+    patches.push_back({"PATCH",
+                       "/v1/customers/" + created.id(),
+                       R"({"region": "Region )" + std::to_string(i) + R"("})",
+                       kJson,
                        {{"If-Match", "\"1\""}}});
   }
   auto replies = concurrently(patches);

@@ -90,7 +90,8 @@ TEST_F(Import, AnswersEveryRowOfALargeImportInOrder) {
   constexpr int kRows = 600;  // more than the import keeps in flight at once
   std::string csv = "name,kind,region\n";
   for (int r = 1; r <= kRows; ++r)
-    csv += "Customer " + std::to_string(r) + ",INDIVIDUAL," + (r % 3 == 0 ? "North" : "South") + "\n";
+    csv +=
+        "Customer " + std::to_string(r) + ",INDIVIDUAL," + (r % 3 == 0 ? "North" : "South") + "\n";
 
   auto result = imported(csv);
 

@@ -9,6 +9,7 @@
 // Three kill/restart/verify cycles on one data directory, customers accumulating.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,8 +17,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <google/protobuf/util/json_util.h>
 
 #include <atomic>
 #include <chrono>
@@ -136,9 +135,8 @@ class EngineProcess {
     if (!testing::wait_until([&] { return !running(); },
                              std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout))) {
       kill_now();
-      return ::testing::AssertionFailure()
-             << "crm serve did not exit within " << kStopTimeout.count()
-             << " s of SIGTERM; killed it";
+      return ::testing::AssertionFailure() << "crm serve did not exit within "
+                                           << kStopTimeout.count() << " s of SIGTERM; killed it";
     }
     if (exit_description_ != "exit code 0")
       return ::testing::AssertionFailure() << "crm serve ended with " << exit_description_
@@ -161,8 +159,8 @@ class EngineProcess {
     }
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
     const std::string partitions = std::to_string(kPartitions);
-    std::vector<std::string> args = {CRM_BINARY,  "serve",        "--data-dir", data_dir_,
-                                     "--listen",  listen,         "--partitions", partitions};
+    std::vector<std::string> args = {CRM_BINARY, "serve", "--data-dir",   data_dir_,
+                                     "--listen", listen,  "--partitions", partitions};
     std::vector<char*> argv;
     for (auto& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -177,8 +175,8 @@ class EngineProcess {
     const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (error != 0)
-      return ::testing::AssertionFailure() << "cannot spawn " << CRM_BINARY << ": "
-                                           << std::strerror(error);
+      return ::testing::AssertionFailure()
+             << "cannot spawn " << CRM_BINARY << ": " << std::strerror(error);
     pid_ = pid;
     exit_description_.clear();
     return ::testing::AssertionSuccess();
@@ -188,12 +186,12 @@ class EngineProcess {
     auto client = new_client(port_, "");
     client->set_connection_timeout(0, 200000);
     return testing::wait_until(
-        [&] {
-          if (!running()) return true;  // stop waiting; start() sees pid_ < 0
-          auto reply = client->Get("/healthz");
-          return reply && reply->status == 200;
-        },
-        std::chrono::duration_cast<std::chrono::milliseconds>(kStartTimeout)) &&
+               [&] {
+                 if (!running()) return true;  // stop waiting; start() sees pid_ < 0
+                 auto reply = client->Get("/healthz");
+                 return reply && reply->status == 200;
+               },
+               std::chrono::duration_cast<std::chrono::milliseconds>(kStartTimeout)) &&
            running();
   }
 
@@ -262,7 +260,7 @@ struct ExpectedCustomer {
   std::string body;
   std::string name;
   std::string owner;
-  std::string id;  // derived from the key: the same for every retry
+  std::string id;           // derived from the key: the same for every retry
   bool registered = false;  // acknowledged (201) — or, after retries, known to exist
   bool stage_active = false;
   bool has_contact = false;
@@ -291,8 +289,7 @@ void write_until_stopped(int cycle, int writer, int port, const std::string& tok
   const auto deadline = SteadyClock::now() + 2 * kWriteWindowMax;
   // Sends one write; true when answered `success`. Otherwise records it as unknown.
   auto attempt = [&](UnknownWrite::Kind kind, const std::string& method, const std::string& path,
-                     const std::string& key, const std::string& body, int success,
-                     Reply* reply) {
+                     const std::string& key, const std::string& body, int success, Reply* reply) {
     *reply = send(*client, method, path, key, body);
     if (reply->status == success) return true;
     if (reply->status != 0)
@@ -304,8 +301,8 @@ void write_until_stopped(int cycle, int writer, int port, const std::string& tok
   };
 
   for (int n = 0; !stop.load() && SteadyClock::now() < deadline; ++n) {
-    const std::string suffix = std::to_string(cycle) + "-" + std::to_string(writer) + "-" +
-                               std::to_string(n);
+    const std::string suffix =
+        std::to_string(cycle) + "-" + std::to_string(writer) + "-" + std::to_string(n);
     ExpectedCustomer customer;
     customer.key = "crash-" + suffix;
     customer.name = "Crash " + suffix;
@@ -328,8 +325,8 @@ void write_until_stopped(int cycle, int writer, int port, const std::string& tok
     acknowledged.fetch_add(1);
 
     if (n % 3 == 1) {
-      if (!attempt(UnknownWrite::Kind::kStage, "PATCH", path, expected.key + "-stage",
-                   kStageBody, 200, &reply))
+      if (!attempt(UnknownWrite::Kind::kStage, "PATCH", path, expected.key + "-stage", kStageBody,
+                   200, &reply))
         return;
       expected.stage_active = true;
     }
@@ -346,8 +343,8 @@ class CrashTest : public ::testing::Test {
  protected:
   void TearDown() override {
     if (HasFailure())
-      std::fprintf(stderr, "--- output of crm serve (%s) ---\n%s\n--- end ---\n",
-                   log_path_.c_str(), testing::read_file(log_path_).c_str());
+      std::fprintf(stderr, "--- output of crm serve (%s) ---\n%s\n--- end ---\n", log_path_.c_str(),
+                   testing::read_file(log_path_).c_str());
   }
 
   // Runs the writers against `engine` and kills it under them; returns what they saw.
@@ -416,9 +413,15 @@ class CrashTest : public ::testing::Test {
       EXPECT_TRUE(customer) << first.body;
       EXPECT_EQ(customer ? customer->id() : "", expected.id) << write.key;
       switch (write.kind) {
-        case UnknownWrite::Kind::kRegister: expected.registered = true; break;
-        case UnknownWrite::Kind::kStage: expected.stage_active = true; break;
-        case UnknownWrite::Kind::kContact: expected.has_contact = true; break;
+        case UnknownWrite::Kind::kRegister:
+          expected.registered = true;
+          break;
+        case UnknownWrite::Kind::kStage:
+          expected.stage_active = true;
+          break;
+        case UnknownWrite::Kind::kContact:
+          expected.has_contact = true;
+          break;
       }
     }
     return written_before_kill;
@@ -504,8 +507,8 @@ class CrashTest : public ::testing::Test {
         } while (!page_token.empty());
         return listed.size() >= expected_names.size();
       };
-      testing::wait_until(read_list, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         kReadModelTimeout));
+      testing::wait_until(read_list,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(kReadModelTimeout));
       ASSERT_TRUE(failure.empty()) << failure;
       EXPECT_EQ(listed, expected_names) << "customers listed for " << owner;
     }
@@ -561,10 +564,11 @@ TEST_F(CrashTest, AcknowledgedWritesSurviveKillNineAndNoCommandIsHalfWritten) {
 
     client.reset();
     ASSERT_TRUE(survivor.stop_gracefully());
-    std::printf("cycle %d: killed; %zu registrations acknowledged; %zu writes unknown, of which %zu had "
-                "been written; %zu customers in all; %.1f s\n",
-                cycle, acknowledged, unknown.size(), unknown_but_written, customers_.size(),
-                std::chrono::duration<double>(SteadyClock::now() - cycle_started).count());
+    std::printf(
+        "cycle %d: killed; %zu registrations acknowledged; %zu writes unknown, of which %zu had "
+        "been written; %zu customers in all; %.1f s\n",
+        cycle, acknowledged, unknown.size(), unknown_but_written, customers_.size(),
+        std::chrono::duration<double>(SteadyClock::now() - cycle_started).count());
   }
 
   // The read models that lived through three crashes equal ones rebuilt from the log.

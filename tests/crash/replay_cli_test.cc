@@ -1,9 +1,8 @@
 // `crm replay` on a data directory written by a real engine: every read model rebuilt from
 // position 0 must be byte-identical to the live one.
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-
-#include <google/protobuf/util/json_util.h>
 
 #include <cstdio>
 
@@ -45,9 +44,9 @@ TEST(ReplayCli, RebuildsReadModelsIdentically) {
       if (i % 4 == 0) {
         customer::Customer c;
         ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created->body, &c).ok());
-        auto changed = client->Patch(("/v1/customers/" + c.id()).c_str(),
-                                     R"({"stage":"ACTIVE","ownerId":"sales-9"})",
-                                     "application/json");
+        auto changed =
+            client->Patch(("/v1/customers/" + c.id()).c_str(),
+                          R"({"stage":"ACTIVE","ownerId":"sales-9"})", "application/json");
         ASSERT_TRUE(changed);
         ASSERT_EQ(changed->status, 200) << changed->body;
       }
@@ -59,8 +58,8 @@ TEST(ReplayCli, RebuildsReadModelsIdentically) {
   // 25 registrations, 7 changes of two events each (stage, owner), the admin principal.
   EXPECT_NE(replay.output.find("events replayed: 40 in"), std::string::npos) << replay.output;
 
-  auto wrong = run_command(std::string(CRM_BINARY) + " replay --data-dir " + dir.path() +
-                           " --partitions 3");
+  auto wrong =
+      run_command(std::string(CRM_BINARY) + " replay --data-dir " + dir.path() + " --partitions 3");
   EXPECT_NE(wrong.exit_code, 0);
   EXPECT_NE(wrong.output.find("partition"), std::string::npos) << wrong.output;
 }

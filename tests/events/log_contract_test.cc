@@ -137,9 +137,10 @@ TEST_P(LogContract, AnAppendIsAllOrNothingAcrossStreams) {
 
 TEST_P(LogContract, ReadsAPartitionFromAnyOffsetInOrder) {
   for (int i = 0; i < 20; ++i)
-    ASSERT_TRUE(log().append(request(3, "s" + std::to_string(i % 3), kAnyVersion,
-                                     {std::to_string(i)}))
-                    .is_ok());
+    ASSERT_TRUE(
+        log()
+            .append(request(3, "s" + std::to_string(i % 3), kAnyVersion, {std::to_string(i)}))
+            .is_ok());
   for (uint64_t from : {0u, 7u, 19u, 20u, 100u}) {
     auto events = log().read_partition(3, from, 1000);
     ASSERT_TRUE(events.is_ok());
@@ -279,12 +280,13 @@ TEST_P(LogContract, RefusesBadRequests) {
             StatusCode::kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Backends, LogContract,
-    ::testing::Values(LogBackend{"rocksdb", [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
-                                   return std::make_unique<RocksDbHarness>(partitions);
-                                 }}),
-    [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Backends, LogContract,
+                         ::testing::Values(LogBackend{
+                             "rocksdb",
+                             [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                               return std::make_unique<RocksDbHarness>(partitions);
+                             }}),
+                         [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace crm

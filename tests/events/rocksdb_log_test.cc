@@ -1,12 +1,13 @@
 // What only the embedded log promises beyond the contract: side writes in the same atomic
 // step, a fixed partition count, and group commit.
+#include "events/rocksdb_log.h"
+
 #include <gtest/gtest.h>
 
 #include <thread>
 
 #include "customer.pb.h"
 #include "events/codec.h"
-#include "events/rocksdb_log.h"
 #include "tests/support/test_support.h"
 
 namespace crm {

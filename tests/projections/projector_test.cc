@@ -82,7 +82,8 @@ TEST_F(ProjectorTest, IndexesFollowChanges) {
 }
 
 TEST_F(ProjectorTest, RebuildFromPositionZeroIsByteIdentical) {
-  for (int i = 0; i < 40; ++i) register_customer("cus_" + std::to_string(i), "sales-1", customer::STANDARD);
+  for (int i = 0; i < 40; ++i)
+    register_customer("cus_" + std::to_string(i), "sales-1", customer::STANDARD);
   for (int i = 0; i < 40; i += 3) {
     auto u = command("cus_" + std::to_string(i));
     u.mutable_update_customer()->set_stage(customer::ACTIVE);

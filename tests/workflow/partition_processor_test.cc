@@ -180,7 +180,8 @@ TEST_F(EngineFixture, StateFoldedFromTheLogEqualsTheStoredState) {
   reopen();  // read from disk, not the cache
   auto stored = engine_->read("customer", "cus_law");
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(folded, *stored->state))
-      << folded.ShortDebugString() << "\nvs\n" << stored->state->ShortDebugString();
+      << folded.ShortDebugString() << "\nvs\n"
+      << stored->state->ShortDebugString();
 }
 
 TEST_F(EngineFixture, ASmallCacheStillDecidesFromTheStoredState) {
