@@ -94,14 +94,28 @@ int Server::bind() {
   // The shared library listens with a backlog of 5 fixed at its compile time: a burst of new
   // connections beyond that waits for SYN retries (1 s and more). Listening again only
   // resizes the queue of the bound socket.
-  if (port > 0 && listen_socket_ != INVALID_SOCKET) ::listen(listen_socket_, SOMAXCONN);
+  if (port < 0) {
+    listen_socket_ = INVALID_SOCKET;
+    return port;
+  }
+  ::listen(listen_socket_, SOMAXCONN);
   return port;
 }
 
-void Server::serve() { http_.listen_after_bind(); }
+void Server::serve() {
+  http_.listen_after_bind();
+  listen_socket_ = INVALID_SOCKET;  // httplib closed it; its number may be reused now
+}
 
 void Server::stop() {
-  if (http_.is_running()) http_.stop();
+  if (http_.is_running()) {
+    http_.stop();
+  } else if (socket_t socket = listen_socket_.exchange(INVALID_SOCKET); socket != INVALID_SOCKET) {
+    // Bound but not yet accepting: httplib's stop() does nothing then, and serve() would
+    // accept forever. Shutting the socket down makes its first accept fail, and httplib
+    // then closes the socket and returns.
+    ::shutdown(socket, SHUT_RDWR);
+  }
 }
 
 void Server::route(const std::string& method, const std::string& pattern, Access access,

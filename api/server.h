@@ -6,6 +6,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
@@ -85,8 +86,8 @@ class Server {
   IdSource& ids_;
   ServerOptions options_;
   httplib::Server http_;
-  socket_t listen_socket_ = INVALID_SOCKET;
-  std::mutex import_claims_mu_;  // check-then-write of import claims
+  std::atomic<socket_t> listen_socket_ = INVALID_SOCKET;  // bound, until serve() returns
+  std::mutex import_claims_mu_;                           // check-then-write of import claims
 };
 
 // Whether the request's Content-Type is `expected` (lower case), parameters aside.

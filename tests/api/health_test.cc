@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <google/protobuf/struct.pb.h>
 
+#include <atomic>
+#include <thread>
+
 #include "tests/api/api_fixture.h"
 
 namespace crm::api_test {
@@ -69,6 +72,35 @@ TEST_F(Operations, ASecondEngineCannotTakeTheSamePort) {
   ASSERT_TRUE(second.is_ok()) << second.status().to_string();
 
   EXPECT_EQ(second.value()->bind(), -1);  // not sharing the port and half the connections
+}
+
+TEST_F(Operations, StopRightAfterStartingEndsServingEvenBeforeTheFirstAccept) {
+  // stop() may come before the serving thread reaches accept(); serve() must still return.
+  for (int round = 0; round < 20; ++round) {
+    testing::TempDir data;
+    AppConfig config;
+    config.data_dir = data.path();
+    config.http.host = "127.0.0.1";
+    config.http.port = 0;
+    SystemClock clock;
+    RandomIdSource ids;
+    auto app = App::open(config, clock, ids);
+    ASSERT_TRUE(app.is_ok()) << app.status().to_string();
+    ASSERT_GT(app.value()->bind(), 0);
+    std::atomic<bool> returned = false;
+    std::thread serving([&] {
+      app.value()->serve();
+      returned = true;
+    });
+    app.value()->stop();
+
+    EXPECT_TRUE(testing::wait_until([&] { return returned.load(); })) << "round " << round;
+    if (!returned)
+      serving.detach();  // leave the process a failure, not a hang
+    else
+      serving.join();
+    if (HasFailure()) return;
+  }
 }
 
 }  // namespace
