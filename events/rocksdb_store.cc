@@ -1,17 +1,41 @@
 #include "events/rocksdb_store.h"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include <array>
 
+#include "command.pb.h"
+#include "events/codec.h"
+
 namespace crm {
 namespace {
 
 constexpr std::array<const char*, 7> kFamilyNames = {
     "log", "streams", "state", "idempotency", "read_models", "checkpoints", "meta"};
+
+// Deletes idempotency records past their retention as compaction meets them, so the family
+// stays as large as a week of keyed commands rather than growing forever.
+class IdempotencyExpiry final : public rocksdb::CompactionFilter {
+ public:
+  IdempotencyExpiry(const Clock& clock, int64_t retention_us)
+      : clock_(clock), retention_us_(retention_us) {}
+  const char* Name() const override { return "crm.IdempotencyExpiry"; }
+  bool Filter(int, const rocksdb::Slice&, const rocksdb::Slice& value, std::string*,
+              bool*) const override {
+    events::IdempotencyRecord record;
+    if (!record.ParseFromArray(value.data(), static_cast<int>(value.size())))
+      return false;  // keep what we cannot read; never guess
+    return clock_.now_us() - timestamp_to_us(record.recorded_at()) > retention_us_;
+  }
+
+ private:
+  const Clock& clock_;
+  const int64_t retention_us_;
+};
 
 }  // namespace
 
@@ -51,11 +75,19 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(options.memtable_bytes_max, table.block_cache);
 
+  std::unique_ptr<Store> store(new Store());
+  store->idempotency_expiry_ = std::make_unique<IdempotencyExpiry>(
+      options.clock ? *options.clock : store->system_clock_, options.idempotency_retention_us);
+  rocksdb::ColumnFamilyOptions idempotency_options = family_options;
+  idempotency_options.compaction_filter = store->idempotency_expiry_.get();
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, family_options);
-  for (const char* name : kFamilyNames) descriptors.emplace_back(name, family_options);
+  for (const char* name : kFamilyNames) {
+    descriptors.emplace_back(
+        name, std::string_view(name) == "idempotency" ? idempotency_options : family_options);
+  }
 
-  std::unique_ptr<Store> store(new Store());
   store->sync_writes_ = options.sync_writes;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

@@ -3,6 +3,7 @@
 // commit: concurrent durable writes share one synced WriteBatch (invariants I5, I6).
 #pragma once
 
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <string>
 
+#include "events/clock.h"
 #include "events/status.h"
 
 namespace crm {
@@ -22,6 +24,13 @@ struct StoreOptions {
   size_t block_cache_bytes = 256u << 20;
   size_t memtable_bytes_max = 256u << 20;  // all column families together
   bool sync_writes = true;  // false only in benchmarks that measure the cost of fsync
+  // Idempotency records older than this are deleted when RocksDB compacts them (they are
+  // already ignored when read). Must be the partition processors' retention.
+  int64_t idempotency_retention_us = kIdempotencyRetentionUs;
+  const Clock* clock =
+      nullptr;  // for that age; the system clock when null. Must outlive the store.
+
+  static constexpr int64_t kIdempotencyRetentionUs = 7LL * 24 * 3600 * 1000000;
 };
 
 // Statistics of the group commit, for metrics and benchmarks.
@@ -62,6 +71,8 @@ class Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> families_;
   rocksdb::ColumnFamilyHandle* default_family_ = nullptr;
+  std::unique_ptr<rocksdb::CompactionFilter> idempotency_expiry_;
+  SystemClock system_clock_;
   bool sync_writes_ = true;
 
   std::mutex commit_mu_;

@@ -65,6 +65,8 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   StoreOptions store_options;
   store_options.path = config.data_dir + "/db";
   store_options.sync_writes = config.sync_writes;
+  store_options.idempotency_retention_us = config.processor.idempotency_retention_us;
+  store_options.clock = &clock;
   auto store = Store::open(store_options);
   if (!store.is_ok()) return store.status();
   app->store_ = std::move(store.value());

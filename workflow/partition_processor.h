@@ -44,7 +44,7 @@ struct ProcessorOptions {
   size_t queue_max = 4096;  // queued commands beyond this are refused (429)
   size_t batch_max = 512;   // commands per atomic step
   size_t cache_entries_max = 100000;
-  int64_t idempotency_retention_us = 7LL * 24 * 3600 * 1000000;
+  int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
 };
 
 // A loaded aggregate: its state and where its stream stands.

@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "command.pb.h"
 #include "customer.pb.h"
 #include "events/codec.h"
 #include "tests/support/test_support.h"
@@ -94,6 +95,53 @@ TEST(RocksDbLog, ConcurrentAppendsShareSyncedBatches) {
   EXPECT_LE(stats.batches, stats.requests);
   std::cout << "group commit: " << stats.requests << " requests in " << stats.batches
             << " synced batches\n";
+}
+
+TEST(RocksDbStore, CompactionDeletesIdempotencyRecordsPastTheirRetentionOnly) {
+  testing::TempDir dir;
+  ManualClock clock(1'700'000'000'000'000);
+  constexpr int64_t kHourUs = 3600LL * 1000000;
+  StoreOptions options;
+  options.path = dir.path() + "/db";
+  options.clock = &clock;
+  options.idempotency_retention_us = 24 * kHourUs;
+  auto store = Store::open(options);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  auto put_record = [&](const std::string& key, int64_t recorded_at_us) {
+    events::IdempotencyRecord record;
+    record.set_request_hash("h");
+    *record.mutable_recorded_at() = timestamp_from_us(recorded_at_us);
+    ASSERT_TRUE((*store)
+                    ->write_durable([&](rocksdb::WriteBatch& batch) {
+                      batch.Put((*store)->family(Store::Family::kIdempotency), key,
+                                record.SerializeAsString());
+                    })
+                    .is_ok());
+  };
+  put_record("old", clock.now_us());
+  clock.advance_us(20 * kHourUs);
+  put_record("recent", clock.now_us());
+  ASSERT_TRUE((*store)
+                  ->write_durable([&](rocksdb::WriteBatch& batch) {
+                    batch.Put((*store)->family(Store::Family::kIdempotency), "unreadable",
+                              "\xff\xff not a record");
+                  })
+                  .is_ok());
+  clock.advance_us(5 * kHourUs);  // "old" is 25 h old, "recent" 5 h
+
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  ASSERT_TRUE(
+      (*store)
+          ->db()
+          ->CompactRange(compact, (*store)->family(Store::Family::kIdempotency), nullptr, nullptr)
+          .ok());
+
+  std::string value;
+  EXPECT_EQ((*store)->get(Store::Family::kIdempotency, "old", &value).code(),
+            StatusCode::kNotFound);
+  EXPECT_TRUE((*store)->get(Store::Family::kIdempotency, "recent", &value).is_ok());
+  EXPECT_TRUE((*store)->get(Store::Family::kIdempotency, "unreadable", &value).is_ok());
 }
 
 }  // namespace
