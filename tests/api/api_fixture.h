@@ -28,6 +28,8 @@ namespace crm::api_test {
 
 inline constexpr char kJson[] = "application/json";
 inline constexpr char kProblemJson[] = "application/problem+json";
+// The smallest registration the API accepts.
+inline constexpr char kMinimalCustomer[] = R"({"name": "Zhang San", "kind": "INDIVIDUAL"})";
 
 // One HTTP answer. status is 0 when the request failed below HTTP (connection refused, reset);
 // body then says why.

@@ -16,8 +16,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr char kCustomer[] = R"({"name": "Zhang San", "kind": "INDIVIDUAL"})";
-
 class Auth : public ApiTest {
  protected:
   // PUT /v1/principals/{id} as the admin, expecting `status`; returns the view with the token.
@@ -38,7 +36,9 @@ class Auth : public ApiTest {
   }
 
   static Request get_request(const std::string& path) { return {"GET", path, "", kJson, {}}; }
-  static Request register_request() { return {"POST", "/v1/customers", kCustomer, kJson, {}}; }
+  static Request register_request() {
+    return {"POST", "/v1/customers", kMinimalCustomer, kJson, {}};
+  }
 };
 
 TEST_F(Auth, NoAuthorizationIs401WithWwwAuthenticate) {
@@ -104,7 +104,7 @@ TEST_F(Auth, GetPrincipalNeverShowsTheToken) {
 }
 
 TEST_F(Auth, AuditorReadsCustomersButCannotRegister) {
-  auto created = register_customer(kCustomer);
+  auto created = register_customer(kMinimalCustomer);
   auto auditor = put_principal("audrey", R"("auditor")");
   const uint64_t events_before = events_in_log();
 
@@ -163,8 +163,8 @@ TEST_F(Auth, IdempotencyKeysBelongToTheirPrincipal) {
   auto clerk = put_principal("carl", R"("clerk")");
   const httplib::Headers key = {{"Idempotency-Key", "shared-key"}};
 
-  auto by_admin = register_customer(kCustomer, key);
-  auto by_clerk = as(clerk.token(), {"POST", "/v1/customers", kCustomer, kJson, key});
+  auto by_admin = register_customer(kMinimalCustomer, key);
+  auto by_clerk = as(clerk.token(), {"POST", "/v1/customers", kMinimalCustomer, kJson, key});
 
   ASSERT_EQ(by_clerk.status, 201) << by_clerk.body;
   EXPECT_FALSE(by_clerk.has_header("Idempotent-Replayed"));

@@ -13,8 +13,6 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr char kValid[] = R"({"name": "Zhang San", "kind": "INDIVIDUAL"})";
-
 class BadInput : public ApiTest {
  protected:
   void SetUp() override {
@@ -203,25 +201,26 @@ TEST_F(BadInput, ReusedIdempotencyKeyWithAnotherBodyIs409) {
 }
 
 TEST_F(BadInput, IdempotencyKeyOver200CharactersIs400) {
-  auto problem = refused_registration(kValid, 400, {{"Idempotency-Key", std::string(201, 'k')}});
+  auto problem =
+      refused_registration(kMinimalCustomer, 400, {{"Idempotency-Key", std::string(201, 'k')}});
 
   EXPECT_THAT(fields_of(problem), ElementsAre("Idempotency-Key"));
   const std::string would_be = api::customer_id_for_key("admin", std::string(201, 'k'));
   expect_problem(get("/v1/customers/" + would_be), 404);
   expect_nothing_stored();
 
-  register_customer(kValid, {{"Idempotency-Key", std::string(200, 'k')}});
+  register_customer(kMinimalCustomer, {{"Idempotency-Key", std::string(200, 'k')}});
 }
 
 TEST_F(BadInput, IdempotencyKeyWithSpacesIs400) {
-  auto problem = refused_registration(kValid, 400, {{"Idempotency-Key", "two words"}});
+  auto problem = refused_registration(kMinimalCustomer, 400, {{"Idempotency-Key", "two words"}});
 
   EXPECT_THAT(fields_of(problem), ElementsAre("Idempotency-Key"));
   expect_nothing_stored();
 }
 
 TEST_F(BadInput, TextPlainOnAJsonRouteIs415) {
-  auto reply = call({"POST", "/v1/customers", kValid, "text/plain", {}});
+  auto reply = call({"POST", "/v1/customers", kMinimalCustomer, "text/plain", {}});
 
   auto problem = expect_problem(reply, 415);
   EXPECT_THAT(problem.detail(), HasSubstr("application/json"));
@@ -229,16 +228,17 @@ TEST_F(BadInput, TextPlainOnAJsonRouteIs415) {
 }
 
 TEST_F(BadInput, AMediaTypeThatOnlyStartsLikeJsonIs415) {
-  auto reply = call({"POST", "/v1/customers", kValid, "application/jsonp", {}});
+  auto reply = call({"POST", "/v1/customers", kMinimalCustomer, "application/jsonp", {}});
 
   expect_problem(reply, 415);
   expect_nothing_stored();
 }
 
 TEST_F(BadInput, JsonWithACharsetOrInUpperCaseIsAccepted) {
-  EXPECT_EQ(call({"POST", "/v1/customers", kValid, "application/json; charset=utf-8", {}}).status,
+  EXPECT_EQ(call({"POST", "/v1/customers", kMinimalCustomer, "application/json; charset=utf-8", {}})
+                .status,
             201);
-  EXPECT_EQ(call({"POST", "/v1/customers", kValid, "Application/JSON", {}}).status, 201);
+  EXPECT_EQ(call({"POST", "/v1/customers", kMinimalCustomer, "Application/JSON", {}}).status, 201);
 }
 
 TEST_F(BadInput, APageTokenThisApiCouldNotHaveIssuedIs400) {
