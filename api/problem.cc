@@ -94,6 +94,13 @@ Problem payload_too_large(size_t limit_bytes) {
               "Expected a body of at most " + std::to_string(limit_bytes) + " bytes");
 }
 
+Problem length_required(size_t limit_bytes) {
+  return make(411, "length-required", "Content-Length required",
+              "Expected a Content-Length header and a body of at most " +
+                  std::to_string(limit_bytes) +
+                  " bytes; bodies sent with Transfer-Encoding are not read");
+}
+
 Problem unsupported_media_type(const std::string& expected) {
   return make(415, "unsupported-media-type", "Unsupported Content-Type",
               "Expected Content-Type " + expected);

@@ -21,6 +21,8 @@ Problem unauthorized(const std::string& detail);
 Problem forbidden(const std::string& detail);
 Problem not_found(const std::string& detail);
 Problem payload_too_large(size_t limit_bytes);
+// A body sent without Content-Length (chunked), which this API does not read (411).
+Problem length_required(size_t limit_bytes);
 Problem unsupported_media_type(const std::string& expected);
 
 }  // namespace crm::api

@@ -55,6 +55,19 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   http_.set_read_timeout(30, 0);
   http_.set_write_timeout(30, 0);
   http_.set_payload_max_length(options_.body_bytes_max);
+  // httplib applies the body limit to Content-Length only and would read a chunked body of any
+  // size into memory. Bodies here are small JSON or CSV: refuse chunked ones before a byte of
+  // the body is read (pre-routing runs before httplib reads the content), and close the
+  // connection, since the unread body is still on it.
+  http_.set_pre_routing_handler([this](const httplib::Request& request,
+                                       httplib::Response& response) {
+    if (!request.has_header("Transfer-Encoding")) return httplib::Server::HandlerResponse::Unhandled;
+    response.status = 411;
+    response.set_header("Connection", "close");
+    Problem p = length_required(options_.body_bytes_max);
+    response.set_content(to_json(p), kProblemJson);
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http_.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& request, httplib::Response& response) {
         // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.

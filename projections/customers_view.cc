@@ -16,8 +16,12 @@ constexpr char kCustomerPrefix[] = "customer/";
 
 std::string customer_key(const std::string& id) { return kCustomerPrefix + id; }
 
+// The value is length-prefixed, so one value's prefix never matches another value that merely
+// starts with it ("North" and "North/East"), whatever characters values hold.
 std::string index_prefix(const std::string& index, const std::string& value) {
-  return "customer_by_" + index + "/" + value + "/";
+  std::string prefix = "customer_by_" + index + "/";
+  put_u32_be(prefix, static_cast<uint32_t>(value.size()));
+  return prefix + value;
 }
 
 // The index entries a customer has: one per indexed attribute.
@@ -92,6 +96,9 @@ Result<customer::CustomerList> list_customers(Store& store, const CustomerFilter
     if (by_index) {
       std::string bytes;
       auto s = from_rocksdb(store.db()->Get(read_options, family, customer_key(id), &bytes));
+      if (s.code() == StatusCode::kNotFound)
+        return Status::corruption("customers view: an index names customer '" + id +
+                                  "', which has no row");
       if (!s.is_ok()) return s;
       if (!c.ParseFromString(bytes)) return Status::corruption("customers view: unreadable row");
     } else if (!c.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {

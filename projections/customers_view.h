@@ -1,7 +1,7 @@
 // The customers read model: every customer as GET shows it, and indexes by owner, level,
 // stage and region for the list call.
 //   "customer/" id                          -> Customer
-//   "customer_by_<index>/" value "/" id     -> ""
+//   "customer_by_<index>/" u32be(len(value)) value id     -> ""
 #pragma once
 
 #include <string>

@@ -305,6 +305,9 @@ class ApiTest : public ::testing::Test {
     return total;
   }
 
+  int port() const { return served_->port(); }
+  std::string admin_token() const { return served_->admin_token(); }
+
  private:
   testing::TempDir dir_;
   std::unique_ptr<testing::ServedApp> served_;

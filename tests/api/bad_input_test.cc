@@ -1,7 +1,11 @@
 // Bad input over HTTP: every refusal is a clear 4xx application/problem+json naming the field
 // where there is one, and nothing is stored (the log holds no new event, the list and the
 // existing customer are unchanged).
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "api/server.h"
 #include "tests/api/api_fixture.h"
@@ -152,6 +156,52 @@ TEST_F(BadInput, OversizedBodyIs413) {
   auto problem = refused_registration(body, 413);
 
   EXPECT_EQ(problem.type(), "urn:crm:problem:payload-too-large");
+  expect_nothing_stored();
+}
+
+// Sends `request` as raw bytes on a new connection and returns the first answer the server
+// writes: its head and a body of its Content-Length (or what came within 10 s).
+std::string raw_exchange(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) {
+      answer.append(buffer, n);
+      const auto head_end = answer.find("\r\n\r\n");
+      const auto length_at = answer.find("Content-Length: ");
+      if (head_end == std::string::npos || length_at == std::string::npos) continue;
+      const size_t length = std::stoul(answer.substr(length_at + 16));
+      if (answer.size() >= head_end + 4 + length) break;
+    }
+  }
+  ::close(fd);
+  return answer;
+}
+
+// httplib would read a chunked body of any size into memory: such bodies are refused before a
+// byte of them is read, and the connection is closed.
+TEST_F(BadInput, ChunkedBodyIs411AndNotRead) {
+  const std::string chunk(1000, 'x');
+  std::string request = "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\n"
+                        "Authorization: Bearer " + admin_token() + "\r\n"
+                        "Content-Type: application/json\r\nIdempotency-Key: chunked\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n3e8\r\n" + chunk + "\r\n";
+
+  const std::string answer = raw_exchange(port(), request);
+
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 411 "));
+  EXPECT_THAT(answer, HasSubstr("Content-Type: application/problem+json"));
+  EXPECT_THAT(answer, HasSubstr("urn:crm:problem:length-required"));
+  EXPECT_THAT(answer, HasSubstr("Connection: close"));
   expect_nothing_stored();
 }
 

@@ -29,6 +29,7 @@ std::vector<std::string> ids_of(const customer::CustomerList& list) {
   return ids;
 }
 
+using ::testing::HasSubstr;
 using CustomersHttp = ApiTest;
 
 TEST_F(CustomersHttp, RegisterAnswers201WithIdVersionPositionLocationAndEtag) {
@@ -88,6 +89,26 @@ TEST_F(CustomersHttp, GetWithCurrentEtagInIfNoneMatchAnswers304) {
   auto changed = get("/v1/customers/" + created.id(), {{"If-None-Match", "\"1\""}});
   EXPECT_EQ(changed.status, 200);
   EXPECT_EQ(changed.header("ETag"), "\"2\"");
+}
+
+// JavaScript clients read `body.items.length` and `problem.errors`: lists and fields are
+// always present, and versions are JSON numbers (not the strings protobuf gives 64-bit ints).
+TEST_F(CustomersHttp, BodiesShowEmptyListsAndNumbersAsJsonNumbers) {
+  auto created = post("/v1/customers", kMinimalCustomer);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_THAT(created.body, HasSubstr(R"("version":1,)"));
+  EXPECT_THAT(created.body, HasSubstr(R"("contacts":[])"));
+  EXPECT_THAT(created.body, HasSubstr(R"("region":"")"));
+
+  auto empty = get("/v1/customers?ownerId=nobody");
+  ASSERT_EQ(empty.status, 200) << empty.body;
+  EXPECT_THAT(empty.body, HasSubstr(R"("items":[])"));
+  EXPECT_THAT(empty.body, HasSubstr(R"("nextPageToken":"")"));
+
+  auto missing = get("/v1/customers/cus_nobody");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_THAT(missing.body, HasSubstr(R"("errors":[])"));
+  EXPECT_THAT(missing.body, HasSubstr(R"("status":404)"));
 }
 
 TEST_F(CustomersHttp, GetUnknownCustomerAnswers404Problem) {

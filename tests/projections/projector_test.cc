@@ -1,6 +1,8 @@
 // Read models follow the log with checkpoints, answer lists, and rebuild byte-identically.
 #include "projections/projector.h"
 
+#include <tuple>
+
 #include "projections/customers_view.h"
 #include "tests/workflow/engine_fixture.h"
 
@@ -81,6 +83,28 @@ TEST_F(ProjectorTest, IndexesFollowChanges) {
   EXPECT_EQ(ids({.level = "VIP"}).size(), 1u);
 }
 
+
+TEST_F(ProjectorTest, AFilterValueMatchesOnlyItselfNotLongerValuesStartingWithIt) {
+  auto p = projector();
+  for (const auto& [id, region, owner] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"cus_1", "North", "sales"},
+           {"cus_2", "North/East", "sales.1"},
+           {"cus_3", "North East", "sales-1"},
+           {"cus_4", "Nort", "sale"}}) {
+    auto c = register_command(id, "Name " + id);
+    c.mutable_register_customer()->set_region(region);
+    c.mutable_register_customer()->set_owner_id(owner);
+    ASSERT_FALSE(run(std::move(c)).rejection);
+  }
+  ASSERT_TRUE(p->catch_up().is_ok());
+  EXPECT_EQ(ids({.region = "North"}), std::vector<std::string>{"cus_1"});
+  EXPECT_EQ(ids({.region = "North/East"}), std::vector<std::string>{"cus_2"});
+  EXPECT_EQ(ids({.region = "Nort"}), std::vector<std::string>{"cus_4"});
+  EXPECT_EQ(ids({.owner_id = "sales"}), std::vector<std::string>{"cus_1"});
+  EXPECT_EQ(ids({.owner_id = "sales.1"}), std::vector<std::string>{"cus_2"});
+  EXPECT_TRUE(ids({.region = "North/"}).empty());
+}
 TEST_F(ProjectorTest, RebuildFromPositionZeroIsByteIdentical) {
   for (int i = 0; i < 40; ++i)
     register_customer("cus_" + std::to_string(i), "sales-1", customer::STANDARD);
