@@ -49,6 +49,7 @@ void Server::add_principal_routes() {
   });
 
   route("GET", kPrincipalPath, Access::kAdministration, [this](Call& call) {
+    if (!check_min_position(call)) return;
     const std::string id = call.request.matches[1];
     auto loaded = engine_.read(kPrincipalStream, principal_stream_id(id));
     if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));

@@ -26,6 +26,13 @@ std::optional<std::string> bearer_token(const httplib::Request& request) {
   return header.substr(kScheme.size());
 }
 
+// The client's X-Request-Id when it is usable, else a new one.
+std::string request_id_of(const httplib::Request& request, IdSource& ids) {
+  std::string id = request.get_header_value("X-Request-Id");
+  if (id.empty() || id.size() > 128 || !is_printable_ascii(id)) id = ids.next("req_");
+  return id;
+}
+
 }  // namespace
 
 std::string customer_id_for_key(const std::string& principal_id, const std::string& key) {
@@ -59,15 +66,23 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   // size into memory. Bodies here are small JSON or CSV: refuse chunked ones before a byte of
   // the body is read (pre-routing runs before httplib reads the content), and close the
   // connection, since the unread body is still on it.
-  http_.set_pre_routing_handler([this](const httplib::Request& request,
-                                       httplib::Response& response) {
-    if (!request.has_header("Transfer-Encoding")) return httplib::Server::HandlerResponse::Unhandled;
-    response.status = 411;
-    response.set_header("Connection", "close");
-    Problem p = length_required(options_.body_bytes_max);
-    response.set_content(to_json(p), kProblemJson);
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  http_.set_pre_routing_handler(
+      [this](const httplib::Request& request, httplib::Response& response) {
+        if (!request.has_header("Transfer-Encoding")) {
+          // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
+          // 6.3), but httplib would read one until the client closes the connection: `curl -X
+          // POST` without -d would hang. Saying so in the request (httplib's own object, not a
+          // const one) makes httplib read the empty body the client sent.
+          if (!request.has_header("Content-Length"))
+            const_cast<httplib::Request&>(request).set_header("Content-Length", "0");
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        response.status = 411;
+        response.set_header("Connection", "close");
+        Problem p = length_required(options_.body_bytes_max);
+        response.set_content(to_json(p), kProblemJson);
+        return httplib::Server::HandlerResponse::Handled;
+      });
   http_.set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& request, httplib::Response& response) {
         // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.
@@ -82,7 +97,15 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
           p.set_status(response.status);
           p.set_type("urn:crm:problem:http-" + std::to_string(response.status));
           p.set_title("The request could not be served");
+          p.set_detail(response.status == 400
+                           ? "Expected an HTTP/1.1 request: a request line, headers, and a body "
+                             "of its Content-Length"
+                           : "The HTTP layer answered " + std::to_string(response.status) + " to " +
+                                 request.method + " " + request.path);
         }
+        const std::string request_id = request_id_of(request, ids_);
+        p.set_request_id(request_id);
+        response.set_header("X-Request-Id", request_id);
         response.set_content(to_json(p), kProblemJson);
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -136,11 +159,7 @@ void Server::route(const std::string& method, const std::string& pattern, Access
   auto wrapped = [this, access, fn = std::move(fn)](const httplib::Request& request,
                                                     httplib::Response& response) {
     Call call{request, response, {}, {}, {}, {}};
-    call.request_id = request.get_header_value("X-Request-Id");
-    if (call.request_id.empty() || call.request_id.size() > 128 ||
-        !is_printable_ascii(call.request_id)) {
-      call.request_id = ids_.next("req_");
-    }
+    call.request_id = request_id_of(request, ids_);
     call.correlation_id = request.get_header_value("X-Correlation-Id");
     if (call.correlation_id.empty() || call.correlation_id.size() > 128 ||
         !is_printable_ascii(call.correlation_id)) {
@@ -286,7 +305,7 @@ std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelop
   return outcome;
 }
 
-bool Server::wait_for_min_position(Call& call) {
+bool Server::check_min_position(Call& call) {
   if (!call.request.has_param("minPosition")) return true;
   auto position = parse_position(call.request.get_param_value("minPosition"));
   if (!position || position->partition() >= engine_.partition_count()) {
@@ -295,6 +314,13 @@ bool Server::wait_for_min_position(Call& call) {
                                     "minPosition", "request.min_position"));
     return false;
   }
+  return true;
+}
+
+bool Server::wait_for_min_position(Call& call) {
+  if (!call.request.has_param("minPosition")) return true;
+  if (!check_min_position(call)) return false;
+  auto position = parse_position(call.request.get_param_value("minPosition"));
   if (!projector_.wait_for(*position, std::chrono::steady_clock::now() + options_.read_wait_max)) {
     reply_problem(
         call,

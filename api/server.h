@@ -69,7 +69,12 @@ class Server {
   bool read_if_match(Call& call, events::CommandEnvelope& command);
   bool read_idempotency_key(Call& call, std::string* key);
   std::optional<CommandOutcome> execute(Call& call, events::CommandEnvelope command);
+  // Reads ?minPosition= (400 when malformed) and waits, bounded, for the read models to reach
+  // it (503 when they do not in time).
   bool wait_for_min_position(Call& call);
+  // Only validates ?minPosition=, for reads served from the log or aggregate state, which
+  // already hold every acknowledged position.
+  bool check_min_position(Call& call);
   bool parse_body(Call& call, google::protobuf::Message* message);
 
   void reply(Call& call, int status, const google::protobuf::Message& body);

@@ -39,6 +39,7 @@ bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* 
 }  // namespace
 
 void Server::reply_history(Call& call, const std::string& stream_id) {
+  if (!check_min_position(call)) return;
   uint64_t from_version = 1;
   uint64_t size = kHistoryPageDefault;
   for (const char* name : {"fromVersion", "pageToken"}) {

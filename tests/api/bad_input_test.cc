@@ -191,10 +191,14 @@ std::string raw_exchange(int port, const std::string& request) {
 // byte of them is read, and the connection is closed.
 TEST_F(BadInput, ChunkedBodyIs411AndNotRead) {
   const std::string chunk(1000, 'x');
-  std::string request = "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\n"
-                        "Authorization: Bearer " + admin_token() + "\r\n"
-                        "Content-Type: application/json\r\nIdempotency-Key: chunked\r\n"
-                        "Transfer-Encoding: chunked\r\n\r\n3e8\r\n" + chunk + "\r\n";
+  std::string request =
+      "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\n"
+      "Authorization: Bearer " +
+      admin_token() +
+      "\r\n"
+      "Content-Type: application/json\r\nIdempotency-Key: chunked\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n3e8\r\n" +
+      chunk + "\r\n";
 
   const std::string answer = raw_exchange(port(), request);
 
@@ -203,6 +207,33 @@ TEST_F(BadInput, ChunkedBodyIs411AndNotRead) {
   EXPECT_THAT(answer, HasSubstr("urn:crm:problem:length-required"));
   EXPECT_THAT(answer, HasSubstr("Connection: close"));
   expect_nothing_stored();
+}
+
+// `curl -X POST` without -d sends neither Content-Length nor a body: that is an empty body,
+// answered at once, not a wait for more bytes until the connection times out.
+TEST_F(BadInput, PostWithoutContentLengthIsAnEmptyBody) {
+  std::string request =
+      "POST /v1/customers HTTP/1.1\r\nHost: localhost\r\n"
+      "Authorization: Bearer " +
+      admin_token() + "\r\n\r\n";
+
+  const std::string answer = raw_exchange(port(), request);
+
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 400 "));
+  EXPECT_THAT(answer, HasSubstr("Content-Type: application/problem+json"));
+  expect_nothing_stored();
+}
+
+TEST_F(BadInput, ARequestThatIsNotHttpGetsAProblemWithDetailAndRequestId) {
+  const std::string answer = raw_exchange(port(), "NOT HTTP AT ALL\r\n\r\n");
+
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 400 "));
+  const auto body_at = answer.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos) << answer;
+  Reply reply{400, answer.substr(body_at + 4), {{"Content-Type", kProblemJson}}};
+  auto problem = expect_problem(reply, 400);
+  EXPECT_THAT(problem.request_id(), ::testing::StartsWith("req_"));
+  EXPECT_THAT(answer, HasSubstr("X-Request-Id: " + problem.request_id()));
 }
 
 TEST_F(BadInput, InvalidUtf8InAJsonStringIs400) {
@@ -332,6 +363,16 @@ TEST_F(BadInput, MalformedMinPositionIs400) {
   auto problem = expect_problem(get("/v1/customers?minPosition=soon"), 400);
 
   EXPECT_THAT(fields_of(problem), ElementsAre("minPosition"));
+}
+
+TEST_F(BadInput, MalformedMinPositionOnHistoryStreamAndPrincipalReadsIs400) {
+  for (const std::string& path :
+       {existing_path() + "/history", "/v1/streams/" + existing_.id() + "/events",
+        std::string("/v1/principals/admin")}) {
+    auto problem = expect_problem(get(path + "?minPosition=soon"), 400);
+    EXPECT_THAT(fields_of(problem), ElementsAre("minPosition")) << path;
+    EXPECT_EQ(get(path + "?minPosition=" + existing_.position()).status, 200) << path;
+  }
 }
 
 TEST_F(BadInput, UnknownLevelFilterIs400) {

@@ -83,7 +83,6 @@ TEST_F(ProjectorTest, IndexesFollowChanges) {
   EXPECT_EQ(ids({.level = "VIP"}).size(), 1u);
 }
 
-
 TEST_F(ProjectorTest, AFilterValueMatchesOnlyItselfNotLongerValuesStartingWithIt) {
   auto p = projector();
   for (const auto& [id, region, owner] :
