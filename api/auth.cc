@@ -30,6 +30,10 @@ bool allows(const Caller& caller, Access access) {
       return any_of({"auditor", "integrator"});
     case Access::kAdministration:
       return false;
+    case Access::kCatalogRead:
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+    case Access::kCatalogWrite:
+      return any_of({"pricing"});
   }
   return false;
 }

@@ -27,6 +27,8 @@ enum class Access {
   kCustomerWrite,
   kAuditRead,       // raw streams and history of anything
   kAdministration,  // principals
+  kCatalogRead,     // offers: every role
+  kCatalogWrite,    // publish and retire offers: pricing
 };
 
 bool allows(const Caller& caller, Access access);

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/type_resolver.h>
 #include <google/protobuf/util/type_resolver_util.h>
 
+#include <algorithm>
 #include <memory>
 #include <shared_mutex>
 #include <unordered_map>
@@ -144,6 +145,32 @@ std::optional<JsonError> parse_json(std::string_view body, google::protobuf::Mes
   return JsonError{field_in(text), "Expected a JSON body of the documented shape, but: " + text};
 }
 
+namespace {
+
+// protobuf prints 64-bit integers as JSON strings; API.md promises money as a number
+// (`{"amountMinor": 12900, "currency": "CNY"}`). Unquotes the value of every "amountMinor" key.
+// Inside a printed string value a quote is always escaped (\"), so the unescaped pattern
+// "amountMinor":" only ever starts a key and its value.
+void unquote_amounts(std::string& json) {
+  static constexpr std::string_view kKey = "\"amountMinor\":\"";
+  for (size_t at = json.find(kKey); at != std::string::npos; at = json.find(kKey, at)) {
+    const size_t open = at + kKey.size() - 1;
+    const size_t close = json.find('"', open + 1);
+    if (close == std::string::npos) return;
+    std::string_view digits(json.data() + open + 1, close - open - 1);
+    if (!digits.empty() && digits.front() == '-') digits.remove_prefix(1);
+    const bool number = !digits.empty() && std::all_of(digits.begin(), digits.end(),
+                                                       [](char c) { return c >= '0' && c <= '9'; });
+    if (number) {
+      json.erase(close, 1);
+      json.erase(open, 1);
+    }
+    at = open;
+  }
+}
+
+}  // namespace
+
 std::string to_json(const google::protobuf::Message& message) {
   // Every field is printed, also at its default value: clients find `items: []`, `errors: []`
   // and `""` rather than a missing key. (It costs the converter about twice the time of the
@@ -156,6 +183,7 @@ std::string to_json(const google::protobuf::Message& message) {
   auto status = google::protobuf::util::BinaryToJsonString(
       type_resolver(), type_url(message), message.SerializeAsString(), &out, options);
   if (!status.ok()) return "{}";  // only an unresolvable Any can fail; ours are all linked in
+  unquote_amounts(out);
   return out;
 }
 

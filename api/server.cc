@@ -119,6 +119,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   add_customer_routes();
   add_principal_routes();
   add_stream_routes();
+  add_catalog_routes();
 }
 
 Server::~Server() { stop(); }
@@ -277,11 +278,12 @@ bool Server::read_if_match(Call& call, events::CommandEnvelope& command) {
   return true;
 }
 
-std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelope command) {
+std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelope command,
+                                              IfMatch if_match) {
   std::string key;
   if (!read_idempotency_key(call, &key)) return std::nullopt;
   command.set_idempotency_key(key);
-  if (!read_if_match(call, command)) return std::nullopt;
+  if (if_match == IfMatch::kStreamVersion && !read_if_match(call, command)) return std::nullopt;
   auto future = engine_.submit(std::move(command));
   if (future.wait_for(options_.command_timeout) != std::future_status::ready) {
     reply_problem(call, problem_from(Status::unavailable(

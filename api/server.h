@@ -61,6 +61,7 @@ class Server {
   void add_customer_routes();
   void add_principal_routes();
   void add_stream_routes();
+  void add_catalog_routes();
 
   // Command plumbing shared by every resource.
   events::CommandEnvelope new_command(const Call& call, const std::string& stream_type,
@@ -68,7 +69,11 @@ class Server {
                                       const std::string& partition_key);
   bool read_if_match(Call& call, events::CommandEnvelope& command);
   bool read_idempotency_key(Call& call, std::string* key);
-  std::optional<CommandOutcome> execute(Call& call, events::CommandEnvelope command);
+  // Which version If-Match names: the stream's (checked by the processor), or one the route
+  // has already put into the command itself (an offer's version inside the catalog stream).
+  enum class IfMatch { kStreamVersion, kInCommand };
+  std::optional<CommandOutcome> execute(Call& call, events::CommandEnvelope command,
+                                        IfMatch if_match = IfMatch::kStreamVersion);
   // Reads ?minPosition= (400 when malformed) and waits, bounded, for the read models to reach
   // it (503 when they do not in time).
   bool wait_for_min_position(Call& call);

@@ -3,6 +3,7 @@
 #include <google/protobuf/any.pb.h>
 #include <google/protobuf/descriptor.h>
 
+#include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/event_variant.h"
 #include "aggregates/principal/principal.h"
@@ -103,11 +104,42 @@ class PrincipalHandler final : public AggregateHandler {
   }
 };
 
+class CatalogHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kCatalogStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<catalog::Catalog>();
+  }
+  bool owns(const std::string& stream_id) const override { return stream_id == catalog::kStreamId; }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command) const override {
+    catalog::Command c;
+    switch (command.body_case()) {
+      case events::CommandEnvelope::kPublishOffer:
+        c = command.publish_offer();
+        break;
+      case events::CommandEnvelope::kRetireOffer:
+        c = command.retire_offer();
+        break;
+      default:
+        return {{}, wrong_command(kCatalogStream)};
+    }
+    return to_handler_decision(catalog::decide(static_cast<const catalog::Catalog&>(state), c));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t occurred_at_us) const override {
+    auto e = to_variant<catalog::Event>(event);
+    if (!e) std::abort();
+    catalog::evolve(static_cast<catalog::Catalog&>(state), *e, version, occurred_at_us);
+  }
+};
+
 }  // namespace
 
 HandlerRegistry::HandlerRegistry() {
   handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>());
   handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
+  handlers_.emplace(kCatalogStream, std::make_unique<CatalogHandler>());
 }
 
 const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) const {

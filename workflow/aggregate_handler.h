@@ -38,7 +38,7 @@ class AggregateHandler {
 // Every aggregate type the engine knows, by stream type.
 class HandlerRegistry {
  public:
-  HandlerRegistry();  // registers customer and principal
+  HandlerRegistry();  // registers customer, principal and catalog
   const AggregateHandler* find(const std::string& stream_type) const;
 
  private:
@@ -47,6 +47,8 @@ class HandlerRegistry {
 
 inline constexpr char kCustomerStream[] = "customer";
 inline constexpr char kPrincipalStream[] = "principal";
+// The whole catalog is one stream, "catalog:offers", decided in the partition of that id.
+inline constexpr char kCatalogStream[] = "catalog";
 
 // Stream ids: a customer's stream is its id; a principal's is "principal:<id>".
 std::string principal_stream_id(const std::string& principal_id);
