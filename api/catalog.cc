@@ -1,11 +1,12 @@
 // Catalog routes: publish a version of an offer, read one (latest or a given version), list,
 // retire. The catalog aggregate is its own read model: reads come from its state, always as
 // fresh as the last acknowledged publish. ETags and If-Match name the offer's version.
+#include "aggregates/catalog/catalog.h"
+
 #include <google/protobuf/empty.pb.h>
 
 #include <charconv>
 
-#include "aggregates/catalog/catalog.h"
 #include "api/json.h"
 #include "api/server.h"
 #include "events/codec.h"
@@ -19,7 +20,8 @@ constexpr size_t kPageDefault = 100;
 constexpr size_t kPageMax = 500;
 
 void set_offer_etag(Call& call, const catalog::Offer& offer) {
-  call.response.headers.erase("ETag");  // a command's reply carries the stream's; offers have their own
+  call.response.headers.erase(
+      "ETag");  // a command's reply carries the stream's; offers have their own
   call.response.set_header("ETag", "\"" + std::to_string(offer.version()) + "\"");
 }
 
@@ -77,32 +79,31 @@ void Server::add_catalog_routes() {
     if (expected) publish->set_expected_offer_version(*expected);
     *publish->mutable_offer() = std::move(body);
     // The body may repeat the id; the catalog refuses one that differs from the path.
-    if (publish->offer().offer_id().empty()) publish->mutable_offer()->set_offer_id(offer_id);
+    if (publish->offer().offer_id().empty())
+      publish->mutable_offer()->set_offer_id(offer_id);
     else if (publish->offer().offer_id() != offer_id) {
-      return reply_problem(call, bad_request("Expected offerId to be absent or '" + offer_id +
-                                                 "' as in the path, but got '" +
-                                                 publish->offer().offer_id() + "'",
-                                             "offerId", "offer.id_mismatch"));
+      return reply_problem(
+          call, bad_request("Expected offerId to be absent or '" + offer_id +
+                                "' as in the path, but got '" + publish->offer().offer_id() + "'",
+                            "offerId", "offer.id_mismatch"));
     }
     run(call, std::move(command), offer_id, /*created_is_201=*/true);
   });
 
-  route("POST", std::string(kOfferPath) + ":retire", Access::kCatalogWrite,
-        [=, this](Call& call) {
-          const std::string offer_id = call.request.matches[1];
-          std::optional<uint32_t> expected;
-          if (!offer_if_match(call, &expected)) return;
-          if (!call.request.body.empty()) {
-            google::protobuf::Empty none;
-            if (!parse_body(call, &none)) return;
-          }
-          auto command =
-              new_command(call, kCatalogStream, catalog::kStreamId, catalog::kStreamId);
-          auto* retire = command.mutable_retire_offer();
-          retire->set_offer_id(offer_id);
-          if (expected) retire->set_expected_offer_version(*expected);
-          run(call, std::move(command), offer_id, /*created_is_201=*/false);
-        });
+  route("POST", std::string(kOfferPath) + ":retire", Access::kCatalogWrite, [=, this](Call& call) {
+    const std::string offer_id = call.request.matches[1];
+    std::optional<uint32_t> expected;
+    if (!offer_if_match(call, &expected)) return;
+    if (!call.request.body.empty()) {
+      google::protobuf::Empty none;
+      if (!parse_body(call, &none)) return;
+    }
+    auto command = new_command(call, kCatalogStream, catalog::kStreamId, catalog::kStreamId);
+    auto* retire = command.mutable_retire_offer();
+    retire->set_offer_id(offer_id);
+    if (expected) retire->set_expected_offer_version(*expected);
+    run(call, std::move(command), offer_id, /*created_is_201=*/false);
+  });
 
   route("GET", kOfferPath, Access::kCatalogRead, [=, this](Call& call) {
     if (!check_min_position(call)) return;
@@ -128,8 +129,8 @@ void Server::add_catalog_routes() {
 
   route("GET", "/v1/catalog/offers", Access::kCatalogRead, [=, this](Call& call) {
     for (const auto& [name, value] : call.request.params) {
-      if (name != "kind" && name != "includeRetired" && name != "pageSize" &&
-          name != "pageToken" && name != "minPosition") {
+      if (name != "kind" && name != "includeRetired" && name != "pageSize" && name != "pageToken" &&
+          name != "minPosition") {
         return reply_problem(call, bad_request("Unknown query parameter '" + name +
                                                    "'; expected kind, includeRetired, pageSize, "
                                                    "pageToken or minPosition",
@@ -157,8 +158,8 @@ void Server::add_catalog_routes() {
     }
     const std::string token = call.request.get_param_value("pageToken");
     if (!token.empty() && !catalog::is_offer_id(token)) {
-      return reply_problem(call, bad_request("Expected a pageToken this API returned",
-                                             "pageToken", "request.page_token"));
+      return reply_problem(call, bad_request("Expected a pageToken this API returned", "pageToken",
+                                             "request.page_token"));
     }
     catalog::Catalog state;
     if (!load_catalog(call, &state)) return;

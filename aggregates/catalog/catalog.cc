@@ -35,8 +35,8 @@ std::optional<std::string> check_money(Violations& v, const std::string& field, 
   }
   if (!is_currency(m.currency())) {
     v.add(field + ".currency", "money.currency_format",
-          "Expected " + field + ".currency as an ISO 4217 code like CNY, but got '" +
-              m.currency() + "'");
+          "Expected " + field + ".currency as an ISO 4217 code like CNY, but got '" + m.currency() +
+              "'");
     return std::nullopt;
   }
   return m.currency();
@@ -49,7 +49,8 @@ void check_unique(Violations& v, const std::string& field,
   std::set<std::string> seen;
   for (int i = 0; i < ids.size(); ++i) {
     if (!seen.insert(ids[i]).second)
-      v.add(at(field, i), rule, "Expected each of " + field + " once, but '" + ids[i] + "' repeats");
+      v.add(at(field, i), rule,
+            "Expected each of " + field + " once, but '" + ids[i] + "' repeats");
   }
 }
 
@@ -125,8 +126,9 @@ void check_plans(Violations& v, const Offer& offer) {
     std::set<std::string> currencies;
     if (!plan.has_one_time() && !plan.has_recurring()) {
       v.add(field, "pricing_plan.price_required",
-            "Expected plan '" + plan.id() + "' to have a oneTime or a recurring price, but it has "
-                                            "neither");
+            "Expected plan '" + plan.id() +
+                "' to have a oneTime or a recurring price, but it has "
+                "neither");
     }
     if (plan.has_one_time()) {
       if (auto c = check_money(v, field + ".oneTime", plan.one_time())) currencies.insert(*c);
@@ -141,8 +143,8 @@ void check_plans(Violations& v, const Offer& offer) {
       const std::string pfield = field + "." + at("discountPackages", k);
       if (!validation::is_identifier(package.id())) {
         v.add(pfield + ".id", "discount_package.id_format",
-              "Expected a package id of 1–64 letters, digits or . _ - :, but got '" +
-                  package.id() + "'");
+              "Expected a package id of 1–64 letters, digits or . _ - :, but got '" + package.id() +
+                  "'");
       } else if (!package_ids.insert(package.id()).second) {
         v.add(pfield + ".id", "discount_package.id_duplicate",
               "Expected package ids to be unique in the plan, but '" + package.id() + "' repeats");
@@ -171,8 +173,7 @@ void check_plans(Violations& v, const Offer& offer) {
           v.add(pfield + "." + at("effectiveModes", m), "discount_package.effective_mode_invalid",
                 "Expected IMMEDIATE, NEXT_CYCLE or ON_DATE, but got " + std::to_string(mode));
         } else if (!modes.insert(mode).second) {
-          v.add(pfield + "." + at("effectiveModes", m),
-                "discount_package.effective_mode_duplicate",
+          v.add(pfield + "." + at("effectiveModes", m), "discount_package.effective_mode_duplicate",
                 "Expected each effective mode once, but " + EffectiveMode_Name(mode) + " repeats");
         }
       }
@@ -259,20 +260,21 @@ Decision<Event> publish(const Catalog& state, const PublishOffer& c) {
     return Decision<Event>::refuse({Rejection::Kind::kInvalid,
                                     "offer.id_format",
                                     "Expected an offer id of 1–64 letters, digits or . _ -, but "
-                                    "got '" + id + "'",
+                                    "got '" +
+                                        id + "'",
                                     {}});
   }
   const OfferHistory* history = find_offer(state, id);
-  if (auto r = check_expected(history, id, c.has_expected_offer_version(),
-                              c.expected_offer_version())) {
+  if (auto r =
+          check_expected(history, id, c.has_expected_offer_version(), c.expected_offer_version())) {
     return Decision<Event>::refuse(std::move(*r));
   }
   if (history != nullptr && history->retired()) {
-    return Decision<Event>::refuse({Rejection::Kind::kConflict,
-                                    "offer.retired",
-                                    "Expected a sellable offer, but '" + id +
-                                        "' is retired and cannot be published again",
-                                    {}});
+    return Decision<Event>::refuse(
+        {Rejection::Kind::kConflict,
+         "offer.retired",
+         "Expected a sellable offer, but '" + id + "' is retired and cannot be published again",
+         {}});
   }
   if (history == nullptr && static_cast<size_t>(state.offers_size()) >= kOffersMax) {
     return Decision<Event>::refuse({Rejection::Kind::kConflict,
@@ -297,8 +299,7 @@ Decision<Event> publish(const Catalog& state, const PublishOffer& c) {
     v.add("name", "offer.name_too_long", "Expected a name of at most 200 characters");
   }
   if (!OfferKind_IsValid(offer.kind()) || offer.kind() == OFFER_KIND_UNSPECIFIED) {
-    v.add("kind", "offer.kind_required",
-          "Expected a kind: SINGLE, GROUP, BUNDLE or AGREEMENT");
+    v.add("kind", "offer.kind_required", "Expected a kind: SINGLE, GROUP, BUNDLE or AGREEMENT");
   }
   if (offer.kind() == SINGLE && !offer.components().empty()) {
     v.add("components", "offer.components_not_allowed",
@@ -306,8 +307,9 @@ Decision<Event> publish(const Catalog& state, const PublishOffer& c) {
   }
   if ((offer.kind() == BUNDLE || offer.kind() == GROUP) && offer.components().empty()) {
     v.add("components", "offer.components_required",
-          "Expected the offers a " + OfferKind_Name(offer.kind()) + " is made of, but none "
-                                                                    "was given");
+          "Expected the offers a " + OfferKind_Name(offer.kind()) +
+              " is made of, but none "
+              "was given");
   }
   check_references(v, state, id, "components", offer.components(), "offer.component", false);
   check_unique(v, "components", offer.components(), "offer.component_duplicate");
@@ -320,8 +322,7 @@ Decision<Event> publish(const Catalog& state, const PublishOffer& c) {
     if (std::find(offer.excludes().begin(), offer.excludes().end(), required) !=
         offer.excludes().end()) {
       v.add(at("requires", i), "offer.requires_excluded",
-            "Expected an offer to be either required or excluded, but '" + required +
-                "' is both");
+            "Expected an offer to be either required or excluded, but '" + required + "' is both");
     }
     if (required == id) continue;
     auto path = requires_path(state, required, id);
@@ -383,15 +384,14 @@ Decision<Event> retire(const Catalog& state, const RetireOffer& c) {
       return std::find(ids.begin(), ids.end(), c.offer_id()) != ids.end();
     };
     if (mentions(o.required_offers()) || mentions(o.components())) {
-      dependents.push_back({"offerId", "offer.still_required",
-                            "Offer '" + other.offer_id() + "' requires or contains '" +
-                                c.offer_id() + "'"});
+      dependents.push_back(
+          {"offerId", "offer.still_required",
+           "Offer '" + other.offer_id() + "' requires or contains '" + c.offer_id() + "'"});
       names += (names.empty() ? "'" : ", '") + other.offer_id() + "'";
     }
   }
   if (!dependents.empty()) {
-    return Decision<Event>::refuse({Rejection::Kind::kConflict,
-                                    "offer.still_required",
+    return Decision<Event>::refuse({Rejection::Kind::kConflict, "offer.still_required",
                                     "Expected no sellable offer to require or contain '" +
                                         c.offer_id() + "', but " + names +
                                         " do; retire or republish them first",

@@ -106,8 +106,7 @@ TEST_F(CatalogSpec, EveryChangedPublishIsANewVersionAndOldVersionsStayReadable) 
 
   EXPECT_EQ(offer_view(state_, "PHONE-LINE")->version(), 2u);
   EXPECT_EQ(offer_view(state_, "PHONE-LINE")->pricing_plans(0).recurring().amount_minor(), 1900);
-  EXPECT_EQ(offer_view(state_, "PHONE-LINE", 1)->pricing_plans(0).recurring().amount_minor(),
-            2900);
+  EXPECT_EQ(offer_view(state_, "PHONE-LINE", 1)->pricing_plans(0).recurring().amount_minor(), 2900);
   EXPECT_FALSE(offer_view(state_, "PHONE-LINE", 3));
   EXPECT_FALSE(offer_view(state_, "NOTHING"));
 }
