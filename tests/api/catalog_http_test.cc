@@ -107,8 +107,8 @@ TEST_F(CatalogHttp, ABadDefinitionIs422NamingEachField) {
 
   auto problem = expect_problem(put("/v1/catalog/offers/X", bad), 422);
 
-  EXPECT_THAT(fields_of(problem), ElementsAre("requires[0]", "pricingPlans[0].oneTime.amountMinor",
-                                              "pricingPlans[0]"));
+  EXPECT_THAT(fields_of(problem),
+              ElementsAre("requires[0]", "pricingPlans[0].oneTime.amountMinor", "pricingPlans[0]"));
   EXPECT_THAT(rules_of(problem), ElementsAre("offer.requires_self", "money.negative",
                                              "pricing_plan.mixed_currencies"));
   expect_problem(get("/v1/catalog/offers/X"), 404);
@@ -125,8 +125,8 @@ TEST_F(CatalogHttp, ACycleOfRequiresIs422) {
 }
 
 TEST_F(CatalogHttp, UnknownFieldsAndAMismatchedIdAre400) {
-  auto unknown = expect_problem(put("/v1/catalog/offers/X", R"({"name": "X", "colour": "red"})"),
-                                400);
+  auto unknown =
+      expect_problem(put("/v1/catalog/offers/X", R"({"name": "X", "colour": "red"})"), 400);
   EXPECT_THAT(fields_of(unknown), ElementsAre("colour"));
 
   auto mismatch = expect_problem(put("/v1/catalog/offers/X", R"({"offerId": "Y"})"), 400);
