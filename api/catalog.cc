@@ -25,11 +25,6 @@ void set_offer_etag(Call& call, const catalog::Offer& offer) {
   call.response.set_header("ETag", "\"" + std::to_string(offer.version()) + "\"");
 }
 
-bool parse_number(const std::string& text, uint64_t min, uint64_t max, uint64_t* out) {
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
-}
-
 }  // namespace
 
 void Server::add_catalog_routes() {
@@ -110,7 +105,7 @@ void Server::add_catalog_routes() {
     const std::string offer_id = call.request.matches[1];
     uint64_t version = 0;
     if (call.request.has_param("version") &&
-        !parse_number(call.request.get_param_value("version"), 1, UINT32_MAX, &version)) {
+        !parse_count(call.request.get_param_value("version"), 1, UINT32_MAX, &version)) {
       return reply_problem(call, bad_request("Expected version to be an offer version (1 or more)",
                                              "version", "request.version"));
     }
@@ -152,7 +147,7 @@ void Server::add_catalog_routes() {
     }
     uint64_t size = kPageDefault;
     if (call.request.has_param("pageSize") &&
-        !parse_number(call.request.get_param_value("pageSize"), 1, kPageMax, &size)) {
+        !parse_count(call.request.get_param_value("pageSize"), 1, kPageMax, &size)) {
       return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
                                              "request.page_size"));
     }

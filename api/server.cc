@@ -333,6 +333,11 @@ bool Server::wait_for_min_position(Call& call) {
   return true;
 }
 
+bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
+}
+
 bool has_media_type(const httplib::Request& request, std::string_view expected) {
   const std::string header = request.get_header_value("Content-Type");
   std::string_view type = header;

@@ -100,6 +100,9 @@ class Server {
   std::mutex import_claims_mu_;                           // check-then-write of import claims
 };
 
+// Reads a whole decimal number in [min, max] (query parameters); false when `text` is not one.
+bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* out);
+
 // Whether the request's Content-Type is `expected` (lower case), parameters aside.
 bool has_media_type(const httplib::Request& request, std::string_view expected);
 

@@ -31,11 +31,6 @@ HistoryItem history_item(const events::EventEnvelope& e) {
   return item;
 }
 
-bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* out) {
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
-}
-
 }  // namespace
 
 void Server::reply_history(Call& call, const std::string& stream_id) {

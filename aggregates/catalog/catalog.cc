@@ -4,16 +4,12 @@
 #include <functional>
 #include <set>
 
+#include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
 
 namespace crm::catalog {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 constexpr size_t kNameLengthMax = 200;
 constexpr uint32_t kPercentMax = 100;

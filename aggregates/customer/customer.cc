@@ -1,15 +1,11 @@
 #include "aggregates/customer/customer.h"
 
+#include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
 
 namespace crm::customer {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
 
 constexpr size_t kNameLengthMax = 200;
 constexpr size_t kTextLengthMax = 500;
