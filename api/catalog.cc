@@ -28,15 +28,14 @@ void set_offer_etag(Call& call, const catalog::Offer& offer) {
 }  // namespace
 
 void Server::add_catalog_routes() {
-  // Reads the catalog's state; false and a problem reply when it cannot.
-  auto load_catalog = [this](Call& call, catalog::Catalog* out) {
+  // The catalog's state (shared, not copied); null and a problem reply when it cannot be read.
+  auto load_catalog = [this](Call& call) -> std::shared_ptr<const catalog::Catalog> {
     auto loaded = engine_.read(kCatalogStream, catalog::kStreamId);
     if (!loaded.is_ok()) {
       reply_problem(call, problem_from(loaded.status()));
-      return false;
+      return nullptr;
     }
-    *out = static_cast<const catalog::Catalog&>(*loaded->state);
-    return true;
+    return std::static_pointer_cast<const catalog::Catalog>(loaded->state);
   };
 
   // Runs a catalog command and answers with the offer as it stands after it.
@@ -56,10 +55,9 @@ void Server::add_catalog_routes() {
 
   // If-Match names the offer's version; the catalog decides it, inside its own stream.
   auto offer_if_match = [this](Call& call, std::optional<uint32_t>* expected) {
-    events::CommandEnvelope scratch;
-    if (!read_if_match(call, scratch)) return false;
-    if (scratch.has_expected_version())
-      *expected = static_cast<uint32_t>(scratch.expected_version());
+    std::optional<uint64_t> version;
+    if (!read_if_match(call, &version)) return false;
+    if (version) *expected = static_cast<uint32_t>(*version);
     return true;
   };
 
@@ -109,11 +107,11 @@ void Server::add_catalog_routes() {
       return reply_problem(call, bad_request("Expected version to be an offer version (1 or more)",
                                              "version", "request.version"));
     }
-    catalog::Catalog state;
-    if (!load_catalog(call, &state)) return;
-    auto view = catalog::offer_view(state, offer_id, static_cast<uint32_t>(version));
+    auto state = load_catalog(call);
+    if (!state) return;
+    auto view = catalog::offer_view(*state, offer_id, static_cast<uint32_t>(version));
     if (!view) {
-      const bool known = catalog::find_offer(state, offer_id) != nullptr;
+      const bool known = catalog::find_offer(*state, offer_id) != nullptr;
       return reply_problem(call, not_found(known ? "Offer '" + offer_id + "' has no version " +
                                                        std::to_string(version)
                                                  : "No offer '" + offer_id + "'"));
@@ -156,13 +154,13 @@ void Server::add_catalog_routes() {
       return reply_problem(call, bad_request("Expected a pageToken this API returned", "pageToken",
                                              "request.page_token"));
     }
-    catalog::Catalog state;
-    if (!load_catalog(call, &state)) return;
+    auto state = load_catalog(call);
+    if (!state) return;
     catalog::OfferList page;
-    for (const auto& history : state.offers()) {
+    for (const auto& history : state->offers()) {
       if (!token.empty() && history.offer_id() <= token) continue;
       if (history.retired() && include != "true") continue;
-      auto view = catalog::offer_view(state, history.offer_id());
+      auto view = catalog::offer_view(*state, history.offer_id());
       if (!view || (kind != catalog::OFFER_KIND_UNSPECIFIED && view->kind() != kind)) continue;
       if (static_cast<size_t>(page.items_size()) == size) {
         page.set_next_page_token(page.items(page.items_size() - 1).offer_id());

@@ -26,11 +26,15 @@ std::optional<std::string> bearer_token(const httplib::Request& request) {
   return header.substr(kScheme.size());
 }
 
+// Whether a client-chosen id header (X-Request-Id, X-Correlation-Id) can be recorded as is.
+bool is_usable_id(const std::string& id) {
+  return !id.empty() && id.size() <= 128 && is_printable_ascii(id);
+}
+
 // The client's X-Request-Id when it is usable, else a new one.
 std::string request_id_of(const httplib::Request& request, IdSource& ids) {
   std::string id = request.get_header_value("X-Request-Id");
-  if (id.empty() || id.size() > 128 || !is_printable_ascii(id)) id = ids.next("req_");
-  return id;
+  return is_usable_id(id) ? id : ids.next("req_");
 }
 
 }  // namespace
@@ -64,8 +68,8 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   http_.set_payload_max_length(options_.body_bytes_max);
   // httplib applies the body limit to Content-Length only and would read a chunked body of any
   // size into memory. Bodies here are small JSON or CSV: refuse chunked ones before a byte of
-  // the body is read (pre-routing runs before httplib reads the content), and close the
-  // connection, since the unread body is still on it.
+  // the body is read (pre-routing runs before httplib reads the content), and tell the client
+  // to close the connection, since the unread body is still on it.
   http_.set_pre_routing_handler(
       [this](const httplib::Request& request, httplib::Response& response) {
         if (!request.has_header("Transfer-Encoding")) {
@@ -162,10 +166,7 @@ void Server::route(const std::string& method, const std::string& pattern, Access
     Call call{request, response, {}, {}, {}, {}};
     call.request_id = request_id_of(request, ids_);
     call.correlation_id = request.get_header_value("X-Correlation-Id");
-    if (call.correlation_id.empty() || call.correlation_id.size() > 128 ||
-        !is_printable_ascii(call.correlation_id)) {
-      call.correlation_id = call.request_id;
-    }
+    if (!is_usable_id(call.correlation_id)) call.correlation_id = call.request_id;
     response.set_header("X-Request-Id", call.request_id);
     auto token = bearer_token(request);
     if (!token) {
@@ -261,6 +262,13 @@ bool Server::read_idempotency_key(Call& call, std::string* key) {
 }
 
 bool Server::read_if_match(Call& call, events::CommandEnvelope& command) {
+  std::optional<uint64_t> version;
+  if (!read_if_match(call, &version)) return false;
+  if (version) command.set_expected_version(*version);
+  return true;
+}
+
+bool Server::read_if_match(Call& call, std::optional<uint64_t>* expected) {
   std::string header = call.request.get_header_value("If-Match");
   if (header.empty() || header == "*") return true;
   std::string_view text = header;
@@ -274,7 +282,7 @@ bool Server::read_if_match(Call& call, events::CommandEnvelope& command) {
                                     "If-Match", "request.if_match"));
     return false;
   }
-  command.set_expected_version(version);
+  *expected = version;
   return true;
 }
 
@@ -307,7 +315,7 @@ std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelop
   return outcome;
 }
 
-bool Server::check_min_position(Call& call) {
+bool Server::check_min_position(Call& call, std::optional<events::Position>* out) {
   if (!call.request.has_param("minPosition")) return true;
   auto position = parse_position(call.request.get_param_value("minPosition"));
   if (!position || position->partition() >= engine_.partition_count()) {
@@ -316,13 +324,14 @@ bool Server::check_min_position(Call& call) {
                                     "minPosition", "request.min_position"));
     return false;
   }
+  if (out != nullptr) *out = std::move(position);
   return true;
 }
 
 bool Server::wait_for_min_position(Call& call) {
-  if (!call.request.has_param("minPosition")) return true;
-  if (!check_min_position(call)) return false;
-  auto position = parse_position(call.request.get_param_value("minPosition"));
+  std::optional<events::Position> position;
+  if (!check_min_position(call, &position)) return false;
+  if (!position) return true;
   if (!projector_.wait_for(*position, std::chrono::steady_clock::now() + options_.read_wait_max)) {
     reply_problem(
         call,

@@ -68,6 +68,9 @@ class Server {
                                       const std::string& stream_id,
                                       const std::string& partition_key);
   bool read_if_match(Call& call, events::CommandEnvelope& command);
+  // The version If-Match names (none for an absent header or "*"); false and a 400 reply when
+  // it is not an ETag this API returned.
+  bool read_if_match(Call& call, std::optional<uint64_t>* expected);
   bool read_idempotency_key(Call& call, std::string* key);
   // Which version If-Match names: the stream's (checked by the processor), or one the route
   // has already put into the command itself (an offer's version inside the catalog stream).
@@ -79,7 +82,8 @@ class Server {
   bool wait_for_min_position(Call& call);
   // Only validates ?minPosition=, for reads served from the log or aggregate state, which
   // already hold every acknowledged position.
-  bool check_min_position(Call& call);
+  // `out`, when given, receives the position (none when the parameter is absent).
+  bool check_min_position(Call& call, std::optional<events::Position>* out = nullptr);
   bool parse_body(Call& call, google::protobuf::Message* message);
 
   void reply(Call& call, int status, const google::protobuf::Message& body);
