@@ -34,6 +34,12 @@ bool allows(const Caller& caller, Access access) {
       return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
     case Access::kCatalogWrite:
       return any_of({"pricing"});
+    case Access::kOrderRead:
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+    case Access::kOrderWrite:
+      return any_of({"clerk", "sales", "manager", "director", "integrator"});
+    case Access::kOrderFulfil:
+      return any_of({"clerk", "integrator"});
   }
   return false;
 }

@@ -29,6 +29,9 @@ enum class Access {
   kAdministration,  // principals
   kCatalogRead,     // offers: every role
   kCatalogWrite,    // publish and retire offers: pricing
+  kOrderRead,       // orders, previews, lists: every role
+  kOrderWrite,      // create, edit, submit, cancel orders: clerks and sales staff
+  kOrderFulfil,     // item activation results from the network side: integrator, clerk
 };
 
 bool allows(const Caller& caller, Access access);

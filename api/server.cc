@@ -124,6 +124,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   add_principal_routes();
   add_stream_routes();
   add_catalog_routes();
+  add_order_routes();
 }
 
 Server::~Server() { stop(); }

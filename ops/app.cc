@@ -9,6 +9,7 @@
 #include "events/codec.h"
 #include "ops/logging.h"
 #include "projections/customers_view.h"
+#include "projections/orders_view.h"
 #include "workflow/aggregate_handler.h"
 
 namespace crm {
@@ -42,6 +43,7 @@ Status prepare_data_dir(const std::string& data_dir) {
 std::vector<std::unique_ptr<ReadModel>> all_read_models() {
   std::vector<std::unique_ptr<ReadModel>> models;
   models.push_back(std::make_unique<CustomersView>());
+  models.push_back(std::make_unique<OrdersView>());
   return models;
 }
 

@@ -34,6 +34,43 @@ void ReadModelWriter::erase(const std::string& key) {
   batch_.Delete(store_.family(Store::Family::kReadModels), key).PermitUncheckedError();
 }
 
+std::string index_prefix(const std::string& name, const std::string& value) {
+  std::string prefix = name + "/";
+  put_u32_be(prefix, static_cast<uint32_t>(value.size()));
+  return prefix + value;
+}
+
+Status scan_rows(Store& store, const std::string& row_prefix, const std::string& walk_prefix,
+                 const std::string& page_token,
+                 const std::function<bool(const std::string& id, std::string_view row)>& take) {
+  const bool by_index = walk_prefix != row_prefix;
+  auto* family = store.family(Store::Family::kReadModels);
+  rocksdb::ReadOptions read_options;
+  std::unique_ptr<const rocksdb::Snapshot, std::function<void(const rocksdb::Snapshot*)>> snapshot(
+      store.db()->GetSnapshot(),
+      [&store](const rocksdb::Snapshot* s) { store.db()->ReleaseSnapshot(s); });
+  read_options.snapshot = snapshot.get();
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(read_options, family));
+  std::string start = walk_prefix + page_token;
+  if (!page_token.empty()) start.push_back('\0');  // strictly after the token
+  std::string bytes;
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    if (!it->key().starts_with(walk_prefix)) break;
+    std::string id = it->key().ToString().substr(walk_prefix.size());
+    std::string_view row(it->value().data(), it->value().size());
+    if (by_index) {
+      auto s = from_rocksdb(store.db()->Get(read_options, family, row_prefix + id, &bytes));
+      if (s.code() == StatusCode::kNotFound)
+        return Status::corruption("read model: an index names row '" + row_prefix + id +
+                                  "', which does not exist");
+      if (!s.is_ok()) return s;
+      row = bytes;
+    }
+    if (!take(id, row)) break;
+  }
+  return from_rocksdb(it->status());
+}
+
 Projector::Projector(EventLog& log, Store& store, std::vector<std::unique_ptr<ReadModel>> models)
     : log_(log), store_(store), models_(std::move(models)), applied_(log.partition_count()) {}
 

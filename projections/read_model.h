@@ -5,7 +5,9 @@
 
 #include <rocksdb/utilities/write_batch_with_index.h>
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "envelope.pb.h"
 #include "events/rocksdb_store.h"
@@ -33,5 +35,17 @@ class ReadModel {
   virtual std::string name() const = 0;
   virtual Status apply(const events::EventEnvelope& event, ReadModelWriter& writer) = 0;
 };
+
+// Index keys: `"<name>/" u32be(len(value)) value`, then the row's id. The value is
+// length-prefixed, so one value never matches another that merely starts with it ("North" and
+// "North/East"), whatever characters values hold.
+std::string index_prefix(const std::string& name, const std::string& value);
+
+// Walks rows in id order after `page_token`, from one consistent snapshot: the rows themselves
+// (`row_prefix` + id -> row) when `walk_prefix` == `row_prefix`, else an index (`walk_prefix`
+// + id) whose every entry must name a row. Calls `take(id, row bytes)` until it returns false.
+Status scan_rows(Store& store, const std::string& row_prefix, const std::string& walk_prefix,
+                 const std::string& page_token,
+                 const std::function<bool(const std::string& id, std::string_view row)>& take);
 
 }  // namespace crm

@@ -3,9 +3,12 @@
 #include <google/protobuf/any.pb.h>
 #include <google/protobuf/descriptor.h>
 
+#include <cstring>
+
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/event_variant.h"
+#include "aggregates/order/order.h"
 #include "aggregates/principal/principal.h"
 #include "events/codec.h"
 
@@ -45,7 +48,7 @@ class CustomerHandler final : public AggregateHandler {
     return stream_id.find(':') == std::string::npos;
   }
   HandlerDecision decide(const google::protobuf::Message& state,
-                         const events::CommandEnvelope& command) const override {
+                         const events::CommandEnvelope& command, DecideContext&) const override {
     customer::Command c;
     switch (command.body_case()) {
       case events::CommandEnvelope::kRegisterCustomer:
@@ -57,8 +60,11 @@ class CustomerHandler final : public AggregateHandler {
       case events::CommandEnvelope::kAddContact:
         c = command.add_contact();
         break;
+      case events::CommandEnvelope::kApplyProductChanges:
+        c = command.apply_product_changes();
+        break;
       default:
-        return {{}, wrong_command(kCustomerStream)};
+        return {{}, wrong_command(kCustomerStream), {}, {}};
     }
     return to_handler_decision(
         customer::decide(static_cast<const customer::Customer&>(state), command.stream_id(), c));
@@ -81,7 +87,7 @@ class PrincipalHandler final : public AggregateHandler {
     return stream_id.rfind(kPrincipalPrefix, 0) == 0;
   }
   HandlerDecision decide(const google::protobuf::Message& state,
-                         const events::CommandEnvelope& command) const override {
+                         const events::CommandEnvelope& command, DecideContext&) const override {
     principal::Command c;
     switch (command.body_case()) {
       case events::CommandEnvelope::kUpsertPrincipal:
@@ -91,7 +97,7 @@ class PrincipalHandler final : public AggregateHandler {
         c = command.revoke_principal();
         break;
       default:
-        return {{}, wrong_command(kPrincipalStream)};
+        return {{}, wrong_command(kPrincipalStream), {}, {}};
     }
     return to_handler_decision(principal::decide(static_cast<const principal::Principal&>(state),
                                                  command.partition_key(), c));
@@ -112,7 +118,7 @@ class CatalogHandler final : public AggregateHandler {
   }
   bool owns(const std::string& stream_id) const override { return stream_id == catalog::kStreamId; }
   HandlerDecision decide(const google::protobuf::Message& state,
-                         const events::CommandEnvelope& command) const override {
+                         const events::CommandEnvelope& command, DecideContext&) const override {
     catalog::Command c;
     switch (command.body_case()) {
       case events::CommandEnvelope::kPublishOffer:
@@ -122,7 +128,7 @@ class CatalogHandler final : public AggregateHandler {
         c = command.retire_offer();
         break;
       default:
-        return {{}, wrong_command(kCatalogStream)};
+        return {{}, wrong_command(kCatalogStream), {}, {}};
     }
     return to_handler_decision(catalog::decide(static_cast<const catalog::Catalog&>(state), c));
   }
@@ -134,12 +140,104 @@ class CatalogHandler final : public AggregateHandler {
   }
 };
 
+class OrderHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kOrderStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<order::Order>();
+  }
+  bool owns(const std::string& stream_id) const override {
+    return stream_id.rfind(order::kStreamPrefix, 0) == 0 &&
+           order::is_order_id(std::string_view(stream_id).substr(strlen(order::kStreamPrefix)));
+  }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command,
+                         DecideContext& context) const override {
+    const auto& order = static_cast<const order::Order&>(state);
+    order::Command c;
+    switch (command.body_case()) {
+      case events::CommandEnvelope::kCreateOrder:
+        c = command.create_order();
+        break;
+      case events::CommandEnvelope::kAddItem:
+        c = command.add_item();
+        break;
+      case events::CommandEnvelope::kChangeItem:
+        c = command.change_item();
+        break;
+      case events::CommandEnvelope::kRemoveItem:
+        c = command.remove_item();
+        break;
+      case events::CommandEnvelope::kSubmitOrder:
+        c = command.submit_order();
+        break;
+      case events::CommandEnvelope::kCancelOrder:
+        c = command.cancel_order();
+        break;
+      case events::CommandEnvelope::kRecordActivation:
+        c = command.record_activation();
+        break;
+      default:
+        return {{}, wrong_command(kOrderStream), {}, {}};
+    }
+    auto catalog = context.catalog();
+    if (!catalog.is_ok()) return {{}, std::nullopt, catalog.status(), {}};
+    // The customer decides in this partition (its id is the order's partition key), so its
+    // product instances are exactly those of every order decided before this one.
+    const std::string customer_id =
+        order.version() == 0 ? command.create_order().customer_id() : order.customer_id();
+    std::shared_ptr<const google::protobuf::Message> customer;
+    if (!customer_id.empty()) {
+      auto loaded = context.state(kCustomerStream, customer_id);
+      if (!loaded.is_ok()) return {{}, std::nullopt, loaded.status(), {}};
+      customer = std::move(loaded.value());
+    }
+    order::Context ctx;
+    ctx.catalog = catalog->get();
+    ctx.customer = static_cast<const customer::Customer*>(customer.get());
+    ctx.order_id = command.stream_id().substr(strlen(order::kStreamPrefix));
+    ctx.actor_id = command.actor().principal_id();
+    ctx.now_us = timestamp_to_us(command.issued_at());
+    auto decided = order::decide(order, c, ctx);
+
+    // Activated items change the customer's product instances, in the same atomic step.
+    customer::ApplyProductChanges changes;
+    for (const auto& event : decided.events) {
+      if (const auto* activated = std::get_if<order::ItemActivated>(&event)) {
+        if (auto change = order::product_change(order, *activated))
+          *changes.add_changes() = std::move(*change);
+      }
+    }
+    HandlerDecision out = to_handler_decision(std::move(decided));
+    if (!changes.changes().empty()) {
+      events::CommandEnvelope follow_up;
+      follow_up.set_command_id(command.command_id() + "/product-instances");
+      follow_up.set_stream_id(order.customer_id());
+      follow_up.set_stream_type(kCustomerStream);
+      follow_up.set_partition_key(order.customer_id());
+      *follow_up.mutable_actor() = command.actor();
+      follow_up.set_correlation_id(command.correlation_id());
+      *follow_up.mutable_issued_at() = command.issued_at();
+      *follow_up.mutable_apply_product_changes() = std::move(changes);
+      out.follow_ups.push_back(std::move(follow_up));
+    }
+    return out;
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t occurred_at_us) const override {
+    auto e = to_variant<order::Event>(event);
+    if (!e) std::abort();
+    order::evolve(static_cast<order::Order&>(state), *e, version, occurred_at_us);
+  }
+};
+
 }  // namespace
 
 HandlerRegistry::HandlerRegistry() {
   handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>());
   handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
   handlers_.emplace(kCatalogStream, std::make_unique<CatalogHandler>());
+  handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>());
 }
 
 const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) const {

@@ -11,13 +11,32 @@
 #include <vector>
 
 #include "aggregates/rejection.h"
+#include "catalog.pb.h"
 #include "command.pb.h"
+#include "events/status.h"
 
 namespace crm {
 
 struct HandlerDecision {
   std::vector<std::unique_ptr<google::protobuf::Message>> events;
   std::optional<Rejection> rejection;
+  Status status;  // not ok: the command could not be decided (a read failed); retry later
+  // Commands on other streams of the same partition that these events cause (an activated
+  // order item changes the customer's product instances). They are decided in the same atomic
+  // step; if one is refused, the whole command is, and nothing of it is stored.
+  std::vector<events::CommandEnvelope> follow_ups;
+};
+
+// What a decision may read besides its own aggregate: the reference data every partition reads
+// (the catalog), and other aggregates of its own partition as this batch has left them.
+class DecideContext {
+ public:
+  virtual ~DecideContext() = default;
+  virtual Result<std::shared_ptr<const catalog::Catalog>> catalog() = 0;
+  // The state of `stream_id` (an empty state when it was never written). Only streams routed to
+  // the deciding partition are consistent; others may lag.
+  virtual Result<std::shared_ptr<const google::protobuf::Message>> state(
+      const std::string& stream_type, const std::string& stream_id) = 0;
 };
 
 class AggregateHandler {
@@ -29,7 +48,8 @@ class AggregateHandler {
   // overlap, so a command or read of one type can never reach another type's stream.
   virtual bool owns(const std::string& stream_id) const = 0;
   virtual HandlerDecision decide(const google::protobuf::Message& state,
-                                 const events::CommandEnvelope& command) const = 0;
+                                 const events::CommandEnvelope& command,
+                                 DecideContext& context) const = 0;
   // Folds one event (any message decide() produced, now or in any earlier version).
   virtual void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
                       uint64_t version, int64_t occurred_at_us) const = 0;
@@ -38,7 +58,7 @@ class AggregateHandler {
 // Every aggregate type the engine knows, by stream type.
 class HandlerRegistry {
  public:
-  HandlerRegistry();  // registers customer, principal and catalog
+  HandlerRegistry();  // registers customer, principal, catalog and order
   const AggregateHandler* find(const std::string& stream_type) const;
 
  private:
@@ -49,6 +69,8 @@ inline constexpr char kCustomerStream[] = "customer";
 inline constexpr char kPrincipalStream[] = "principal";
 // The whole catalog is one stream, "catalog:offers", decided in the partition of that id.
 inline constexpr char kCatalogStream[] = "catalog";
+// An order's stream is "order:<id>", decided in the partition of its customer.
+inline constexpr char kOrderStream[] = "order";
 
 // Stream ids: a customer's stream is its id; a principal's is "principal:<id>".
 std::string principal_stream_id(const std::string& principal_id);

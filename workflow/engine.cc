@@ -6,10 +6,10 @@ namespace crm {
 
 Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
                ProcessorOptions options)
-    : log_(log), store_(store) {
+    : log_(log), store_(store), reference_(store, handlers_) {
   for (uint32_t p = 0; p < log.partition_count(); ++p) {
-    processors_.push_back(
-        std::make_unique<PartitionProcessor>(p, log, store, handlers_, clock, ids, options));
+    processors_.push_back(std::make_unique<PartitionProcessor>(p, log, store, handlers_, reference_,
+                                                               clock, ids, options));
   }
 }
 

@@ -31,11 +31,14 @@ class Engine {
   EventLog& log() { return log_; }
   Store& store() { return store_; }
   const HandlerRegistry& handlers() const { return handlers_; }
+  // Reference data every partition reads (the catalog), as of the last acknowledged change.
+  ReferenceData& reference() { return reference_; }
 
  private:
   EventLog& log_;
   Store& store_;
   HandlerRegistry handlers_;
+  ReferenceData reference_;
   std::vector<std::unique_ptr<PartitionProcessor>> processors_;
 };
 

@@ -1,13 +1,24 @@
 #include "workflow/partition_processor.h"
 
 #include <algorithm>
+#include <functional>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "aggregates/catalog/catalog.h"
 #include "events/codec.h"
+#include "workflow/router.h"
 
 namespace crm {
 namespace {
+
+constexpr int kFollowUpDepthMax = 4;
+
+struct Applied {
+  Status status;
+  std::optional<Rejection> rejection;
+  int stream_index = -1;  // into the batch's appends, when the command appended events
+};
 
 std::string idempotency_table_key(const events::CommandEnvelope& command) {
   std::string key = command.actor().principal_id();
@@ -49,13 +60,26 @@ Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& han
   return aggregate;
 }
 
+Result<LoadedAggregate*> PartitionProcessor::load_working(
+    std::unordered_map<std::string, LoadedAggregate>& working, const AggregateHandler& handler,
+    const std::string& stream_id) {
+  auto found = working.find(stream_id);
+  if (found != working.end()) return &found->second;
+  if (auto* cached = cache_.find(stream_id))
+    return &working.emplace(stream_id, *cached).first->second;
+  auto loaded = load_aggregate(store_, handler, stream_id);
+  if (!loaded.is_ok()) return loaded.status();
+  return &working.emplace(stream_id, std::move(loaded.value())).first->second;
+}
+
 PartitionProcessor::PartitionProcessor(uint32_t partition, EventLog& log, Store& store,
-                                       const HandlerRegistry& handlers, const Clock& clock,
-                                       IdSource& ids, ProcessorOptions options)
+                                       const HandlerRegistry& handlers, ReferenceData& reference,
+                                       const Clock& clock, IdSource& ids, ProcessorOptions options)
     : partition_(partition),
       log_(log),
       store_(store),
       handlers_(handlers),
+      reference_(reference),
       clock_(clock),
       ids_(ids),
       options_(options),
@@ -130,6 +154,109 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
   request.partition = partition_;
   const int64_t now_us = clock_.now_us();
 
+  // Reads for decisions: the catalog, and streams of this partition as this batch left them.
+  class BatchContext final : public DecideContext {
+   public:
+    BatchContext(PartitionProcessor& p, std::unordered_map<std::string, LoadedAggregate>& working)
+        : p_(p), working_(working) {}
+    Result<std::shared_ptr<const catalog::Catalog>> catalog() override {
+      return p_.reference_.catalog();
+    }
+    Result<std::shared_ptr<const google::protobuf::Message>> state(
+        const std::string& stream_type, const std::string& stream_id) override {
+      const AggregateHandler* handler = p_.handlers_.find(stream_type);
+      if (handler == nullptr) return Status::invalid_argument("unknown stream type " + stream_type);
+      if (!handler->owns(stream_id))
+        return std::shared_ptr<const google::protobuf::Message>(handler->new_state());
+      auto loaded = p_.load_working(working_, *handler, stream_id);
+      if (!loaded.is_ok()) return loaded.status();
+      return std::shared_ptr<const google::protobuf::Message>((*loaded)->state);
+    }
+
+   private:
+    PartitionProcessor& p_;
+    std::unordered_map<std::string, LoadedAggregate>& working_;
+  };
+  BatchContext context(*this, working);
+
+  // Decides one command against the batch's working state and queues its events; then its
+  // follow-ups, recursively. Every stream changed is saved in `savepoint` before it changes.
+  std::function<Applied(const events::CommandEnvelope&, const AggregateHandler&, int,
+                        std::unordered_map<std::string, LoadedAggregate>&)>
+      apply = [&](const events::CommandEnvelope& command, const AggregateHandler& handler,
+                  int depth,
+                  std::unordered_map<std::string, LoadedAggregate>& savepoint) -> Applied {
+    Applied result;
+    auto loaded = load_working(working, handler, command.stream_id());
+    if (!loaded.is_ok()) {
+      result.status = loaded.status();
+      return result;
+    }
+    LoadedAggregate& aggregate = **loaded;
+    if (command.has_expected_version() && command.expected_version() != aggregate.version) {
+      result.rejection =
+          Rejection{Rejection::Kind::kVersionMismatch,
+                    "stream.version_mismatch",
+                    "Expected '" + command.stream_id() + "' at version " +
+                        std::to_string(command.expected_version()) + ", but it is at version " +
+                        std::to_string(aggregate.version),
+                    {}};
+      return result;
+    }
+    auto decided = handler.decide(*aggregate.state, command, context);
+    if (!decided.status.is_ok()) {
+      result.status = std::move(decided.status);
+      return result;
+    }
+    if (decided.rejection) {
+      result.rejection = std::move(decided.rejection);
+      return result;
+    }
+    if (decided.events.empty()) return result;
+    savepoint.try_emplace(command.stream_id(), aggregate);
+    StreamAppend append{command.stream_id(), aggregate.version, {}};
+    auto next = clone(*aggregate.state);
+    const int64_t occurred_at_us = timestamp_to_us(command.issued_at());
+    for (auto& event : decided.events) {
+      events::EventEnvelope envelope;
+      envelope.set_event_id(ids_.next("evt_"));
+      envelope.set_stream_type(command.stream_type());
+      envelope.set_event_type(event->GetDescriptor()->full_name());
+      envelope.set_schema_version(kEventSchemaVersion);
+      envelope.set_writer_version(kWriterVersion);
+      *envelope.mutable_occurred_at() = command.issued_at();
+      *envelope.mutable_recorded_at() = timestamp_from_us(now_us);
+      *envelope.mutable_actor() = command.actor();
+      envelope.set_correlation_id(command.correlation_id());
+      envelope.set_causation_id(command.command_id());
+      envelope.mutable_data()->PackFrom(*event);
+      handler.evolve(*next, *event, ++aggregate.version, occurred_at_us);
+      append.events.push_back(std::move(envelope));
+    }
+    aggregate.state = std::move(next);
+    touched.insert(command.stream_id());
+    result.stream_index = static_cast<int>(request.streams.size());
+    request.streams.push_back(std::move(append));
+
+    for (const auto& follow_up : decided.follow_ups) {
+      const AggregateHandler* other = handlers_.find(follow_up.stream_type());
+      if (other == nullptr || !other->owns(follow_up.stream_id()) || depth >= kFollowUpDepthMax ||
+          partition_for(follow_up.partition_key(), log_.partition_count()) != partition_) {
+        result.status =
+            Status::internal("follow-up of " + command.command_id() +
+                             " cannot be decided in partition " + std::to_string(partition_));
+        return result;
+      }
+      Applied chained = apply(follow_up, *other, depth + 1, savepoint);
+      if (!chained.status.is_ok() || chained.rejection) {
+        result.status = std::move(chained.status);
+        result.rejection = std::move(chained.rejection);
+        return result;
+      }
+    }
+    return result;
+  };
+
   for (size_t i = 0; i < batch.size(); ++i) {
     const events::CommandEnvelope& command = batch[i].command;
     Reply& reply = replies[i];
@@ -194,60 +321,25 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       reply.idempotency_key = std::move(key);
     }
 
-    auto found = working.find(command.stream_id());
-    if (found == working.end()) {
-      if (auto* cached = cache_.find(command.stream_id())) {
-        found = working.emplace(command.stream_id(), *cached).first;
-      } else {
-        auto loaded = load_aggregate(store_, *handler, command.stream_id());
-        if (!loaded.is_ok()) {
-          out.status = loaded.status();
-          keys_in_batch.erase(reply.idempotency_key);
-          reply.idempotency_key.clear();
-          continue;
-        }
-        found = working.emplace(command.stream_id(), std::move(loaded.value())).first;
+    // Everything this command changes is saved first, so that a refused follow-up undoes it.
+    std::unordered_map<std::string, LoadedAggregate> savepoint;
+    const size_t streams_before = request.streams.size();
+    Applied applied = apply(command, *handler, 0, savepoint);
+    if (!applied.status.is_ok() || applied.rejection) {
+      for (auto& [stream_id, before] : savepoint) working[stream_id] = std::move(before);
+      request.streams.erase(request.streams.begin() + static_cast<std::ptrdiff_t>(streams_before),
+                            request.streams.end());
+      out.status = std::move(applied.status);
+      out.rejection = std::move(applied.rejection);
+      if (!out.status.is_ok()) {
+        keys_in_batch.erase(reply.idempotency_key);
+        reply.idempotency_key.clear();
+        continue;
       }
-    }
-    LoadedAggregate& aggregate = found->second;
-
-    if (command.has_expected_version() && command.expected_version() != aggregate.version) {
-      out.rejection = Rejection{Rejection::Kind::kVersionMismatch,
-                                "stream.version_mismatch",
-                                "Expected '" + command.stream_id() + "' at version " +
-                                    std::to_string(command.expected_version()) +
-                                    ", but it is at version " + std::to_string(aggregate.version),
-                                {}};
     } else {
-      auto decided = handler->decide(*aggregate.state, command);
-      if (decided.rejection) {
-        out.rejection = std::move(decided.rejection);
-      } else if (!decided.events.empty()) {
-        StreamAppend append{command.stream_id(), aggregate.version, {}};
-        auto next = clone(*aggregate.state);
-        const int64_t occurred_at_us = timestamp_to_us(command.issued_at());
-        for (auto& event : decided.events) {
-          events::EventEnvelope envelope;
-          envelope.set_event_id(ids_.next("evt_"));
-          envelope.set_stream_type(command.stream_type());
-          envelope.set_event_type(event->GetDescriptor()->full_name());
-          envelope.set_schema_version(kEventSchemaVersion);
-          envelope.set_writer_version(kWriterVersion);
-          *envelope.mutable_occurred_at() = command.issued_at();
-          *envelope.mutable_recorded_at() = timestamp_from_us(now_us);
-          *envelope.mutable_actor() = command.actor();
-          envelope.set_correlation_id(command.correlation_id());
-          envelope.set_causation_id(command.command_id());
-          envelope.mutable_data()->PackFrom(*event);
-          handler->evolve(*next, *event, ++aggregate.version, occurred_at_us);
-          append.events.push_back(std::move(envelope));
-        }
-        aggregate.state = std::move(next);
-        touched.insert(command.stream_id());
-        reply.stream_index = static_cast<int>(request.streams.size());
-        request.streams.push_back(std::move(append));
-      }
+      reply.stream_index = applied.stream_index;
     }
+    const LoadedAggregate& aggregate = working.at(command.stream_id());
     if (out.rejection) {
       keys_in_batch.erase(reply.idempotency_key);  // a refused command does not use up its key
       reply.idempotency_key.clear();
@@ -315,6 +407,10 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     }
   }
 
+  if (touched.count(catalog::kStreamId)) {
+    reference_.publish_catalog(std::static_pointer_cast<const catalog::Catalog>(
+        std::shared_ptr<const google::protobuf::Message>(working.at(catalog::kStreamId).state)));
+  }
   for (auto& [stream_id, aggregate] : working) cache_.put(stream_id, std::move(aggregate));
   for (size_t i = 0; i < batch.size(); ++i) {
     Reply& reply = replies[i];

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "aggregates/rejection.h"
 #include "command.pb.h"
@@ -26,6 +27,7 @@
 #include "events/version.h"
 #include "workflow/aggregate_handler.h"
 #include "workflow/lru_cache.h"
+#include "workflow/reference_data.h"
 
 namespace crm {
 
@@ -62,8 +64,8 @@ Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& han
 class PartitionProcessor {
  public:
   PartitionProcessor(uint32_t partition, EventLog& log, Store& store,
-                     const HandlerRegistry& handlers, const Clock& clock, IdSource& ids,
-                     ProcessorOptions options);
+                     const HandlerRegistry& handlers, ReferenceData& reference, const Clock& clock,
+                     IdSource& ids, ProcessorOptions options);
   ~PartitionProcessor();
 
   // Queues a command; the future is fulfilled once its outcome is durable. Refuses at once
@@ -83,11 +85,16 @@ class PartitionProcessor {
   };
   void run();
   void process(std::vector<Pending>& batch);
+  // The stream's aggregate as this batch sees it: from the batch, the cache or the store.
+  Result<LoadedAggregate*> load_working(std::unordered_map<std::string, LoadedAggregate>& working,
+                                        const AggregateHandler& handler,
+                                        const std::string& stream_id);
 
   const uint32_t partition_;
   EventLog& log_;
   Store& store_;
   const HandlerRegistry& handlers_;
+  ReferenceData& reference_;
   const Clock& clock_;
   IdSource& ids_;
   const ProcessorOptions options_;

@@ -221,7 +221,68 @@ Decision<Event> add_contact(const Customer& state, const std::string& customer_i
   return {{std::move(e)}, std::nullopt};
 }
 
+// Fulfilment of order items. Repeats change nothing: an instance already added, already ended
+// or already changed to the same plan is skipped, so a replayed activation cannot double it.
+Decision<Event> apply_product_changes(const Customer& state, const std::string& customer_id,
+                                      const ApplyProductChanges& c) {
+  if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+  std::vector<Event> events;
+  for (const auto& change : c.changes()) {
+    const ProductInstance* held = find_instance(state, change.instance().id());
+    switch (change.kind()) {
+      case ProductChange::ADD:
+        if (held == nullptr) {
+          ProductInstanceAdded e;
+          *e.mutable_instance() = change.instance();
+          events.emplace_back(std::move(e));
+        }
+        break;
+      case ProductChange::CHANGE: {
+        if (held == nullptr) {
+          return Decision<Event>::refuse({Rejection::Kind::kConflict,
+                                          "product_instance.not_held",
+                                          "Expected customer '" + customer_id +
+                                              "' to hold product instance '" +
+                                              change.instance().id() + "', but it does not",
+                                          {}});
+        }
+        ProductInstance next = *held;
+        next.set_pricing_plan_id(change.instance().pricing_plan_id());
+        next.set_offer_version(change.instance().offer_version());
+        *next.mutable_discount_package_ids() = change.instance().discount_package_ids();
+        next.set_order_id(change.instance().order_id());
+        if (next.SerializeAsString() == held->SerializeAsString()) break;
+        ProductInstanceChanged e;
+        e.set_from_pricing_plan_id(held->pricing_plan_id());
+        *e.mutable_instance() = std::move(next);
+        events.emplace_back(std::move(e));
+        break;
+      }
+      case ProductChange::END:
+        if (held != nullptr) {
+          ProductInstanceEnded e;
+          e.set_instance_id(held->id());
+          e.set_order_id(change.instance().order_id());
+          events.emplace_back(std::move(e));
+        }
+        break;
+      default:
+        return Decision<Event>::refuse({Rejection::Kind::kInvalid,
+                                        "product_change.kind",
+                                        "Expected a product change ADD, CHANGE or END",
+                                        {}});
+    }
+  }
+  return {std::move(events), std::nullopt};
+}
+
 }  // namespace
+
+const ProductInstance* find_instance(const Customer& state, const std::string& instance_id) {
+  for (const auto& instance : state.product_instances())
+    if (instance.id() == instance_id) return &instance;
+  return nullptr;
+}
 
 Decision<Event> decide(const Customer& state, const std::string& customer_id,
                        const Command& command) {
@@ -230,6 +291,9 @@ Decision<Event> decide(const Customer& state, const std::string& customer_id,
           [&](const RegisterCustomer& c) { return register_customer(state, customer_id, c); },
           [&](const UpdateCustomer& c) { return update_customer(state, customer_id, c); },
           [&](const AddContact& c) { return add_contact(state, customer_id, c); },
+          [&](const ApplyProductChanges& c) {
+            return apply_product_changes(state, customer_id, c);
+          },
       },
       command);
 }
@@ -270,6 +334,27 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                  },
                  [&](const CustomerStageChanged& e) { state.set_stage(e.to()); },
                  [&](const ContactAdded& e) { *state.add_contacts() = e.contact(); },
+                 [&](const ProductInstanceAdded& e) {
+                   auto* instance = state.add_product_instances();
+                   *instance = e.instance();
+                   *instance->mutable_since() = timestamp_from_us(occurred_at_us);
+                 },
+                 [&](const ProductInstanceChanged& e) {
+                   for (auto& instance : *state.mutable_product_instances()) {
+                     if (instance.id() != e.instance().id()) continue;
+                     auto since = instance.since();
+                     instance = e.instance();
+                     *instance.mutable_since() = since;
+                   }
+                 },
+                 [&](const ProductInstanceEnded& e) {
+                   auto* instances = state.mutable_product_instances();
+                   for (int i = 0; i < instances->size(); ++i) {
+                     if (instances->Get(i).id() != e.instance_id()) continue;
+                     instances->DeleteSubrange(i, 1);
+                     break;
+                   }
+                 },
              },
              event);
   state.set_version(version);

@@ -1,0 +1,485 @@
+#include "aggregates/order/order.h"
+
+#include <algorithm>
+#include <set>
+
+#include "aggregates/catalog/catalog.h"
+#include "aggregates/customer/customer.h"
+#include "aggregates/order/rules.h"
+#include "aggregates/overloaded.h"
+#include "aggregates/validation.h"
+#include "events/codec.h"
+
+namespace crm::order {
+namespace {
+
+constexpr size_t kChannelLengthMax = 64;
+constexpr size_t kNoteLengthMax = 1000;
+constexpr size_t kReasonLengthMax = 1000;
+
+using Outcome = Decision<Event>;
+
+Rejection conflict(std::string rule, std::string message) {
+  return {Rejection::Kind::kConflict, std::move(rule), std::move(message), {}};
+}
+
+Rejection not_found(std::string rule, std::string message) {
+  return {Rejection::Kind::kNotFound, std::move(rule), std::move(message), {}};
+}
+
+Rejection order_not_found(const Context& context) {
+  return not_found("order.not_found", "No order '" + context.order_id + "'");
+}
+
+void check_length(Violations& v, const std::string& field, const std::string& text, size_t max) {
+  if (validation::utf8_length(text) > max) {
+    v.add(field, "order." + field + "_too_long",
+          "Expected " + field + " of at most " + std::to_string(max) + " characters, but it has " +
+              std::to_string(validation::utf8_length(text)));
+  }
+}
+
+bool is_currency(std::string_view code) {
+  return code.size() == 3 &&
+         std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+}
+
+const Item* find_item(const Order& order, const std::string& item_id) {
+  for (const auto& item : order.items())
+    if (item.item_id() == item_id) return &item;
+  return nullptr;
+}
+
+Rejection item_not_found(const Order& order, const std::string& item_id) {
+  return not_found("order.item_not_found",
+                   "Order '" + order.id() + "' has no item '" + item_id + "'");
+}
+
+Rejection not_editable(const Order& order, const std::string& what) {
+  return conflict("order.not_editable", "Expected the order in DRAFT or RETURNED to " + what +
+                                            ", but it is " + OrderState_Name(order.state()));
+}
+
+// Fills the defaults a client may leave out: quantity 1, action ADD, mode IMMEDIATE, and the
+// plan when the offer has exactly one.
+void normalize(Item& item, const catalog::Catalog& catalog) {
+  if (item.quantity() == 0) item.set_quantity(1);
+  if (item.action() == ITEM_ACTION_UNSPECIFIED) item.set_action(ADD);
+  if (item.effective_mode() == catalog::EFFECTIVE_MODE_UNSPECIFIED)
+    item.set_effective_mode(catalog::IMMEDIATE);
+  if (item.action() != REMOVE && item.pricing_plan_id().empty()) {
+    if (const auto* history = catalog::find_offer(catalog, item.offer_id())) {
+      const auto& offer = history->versions(history->versions_size() - 1);
+      if (offer.pricing_plans_size() == 1) item.set_pricing_plan_id(offer.pricing_plans(0).id());
+    }
+  }
+}
+
+// An item's own values, then its references into the catalog (offer, plan, packages). Rules
+// about the customer and the rest of the order wait for the receipt.
+std::optional<Rejection> check_item(const Item& item, const Context& context) {
+  Violations v;
+  auto engine_field = [&](bool set, const std::string& field) {
+    if (set)
+      v.add(field, "item.read_only",
+            "Expected " + field + " to be left out: the engine sets it");
+  };
+  engine_field(!item.item_id().empty(), "itemId");
+  engine_field(item.offer_version() != 0, "offerVersion");
+  engine_field(item.state() != Item::STATE_UNSPECIFIED, "state");
+  engine_field(!item.activation_detail().empty(), "activationDetail");
+  engine_field(item.has_activated_at(), "activatedAt");
+  if (item.offer_id().empty()) {
+    v.add("offerId", "item.offer_required", "Expected an offerId");
+  } else if (!catalog::is_offer_id(item.offer_id())) {
+    v.add("offerId", "item.offer_format",
+          "Expected an offerId of 1–64 letters, digits or . _ -, but got '" + item.offer_id() +
+              "'");
+  }
+  if (!ItemAction_IsValid(item.action()))
+    v.add("action", "item.action", "Expected action ADD, MODIFY or REMOVE");
+  if (item.quantity() > kQuantityMax) {
+    v.add("quantity", "item.quantity",
+          "Expected a quantity of 1 to " + std::to_string(kQuantityMax) + ", but got " +
+              std::to_string(item.quantity()));
+  }
+  if (!catalog::EffectiveMode_IsValid(item.effective_mode())) {
+    v.add("effectiveMode", "item.effective_mode",
+          "Expected effectiveMode IMMEDIATE, NEXT_CYCLE or ON_DATE");
+  } else if (item.effective_mode() == catalog::ON_DATE && !item.has_effective_date()) {
+    v.add("effectiveDate", "item.effective_date_required",
+          "Expected an effectiveDate with effectiveMode ON_DATE");
+  } else if (item.effective_mode() != catalog::ON_DATE && item.has_effective_date()) {
+    v.add("effectiveDate", "item.effective_date_unexpected",
+          "Expected no effectiveDate unless effectiveMode is ON_DATE, but it is " +
+              catalog::EffectiveMode_Name(item.effective_mode()));
+  }
+  if (item.action() == ADD && !item.product_instance_id().empty()) {
+    v.add("productInstanceId", "item.product_instance_unexpected",
+          "Expected no productInstanceId on an ADD: the instance is created on activation");
+  } else if (item.action() != ADD && item.product_instance_id().empty()) {
+    v.add("productInstanceId", "item.product_instance_required",
+          "Expected the productInstanceId that a " + ItemAction_Name(item.action()) +
+              " changes");
+  }
+  if (item.action() == REMOVE &&
+      (!item.pricing_plan_id().empty() || !item.discount_package_ids().empty() ||
+       item.has_manual_price())) {
+    v.add("pricingPlanId", "item.remove_terms",
+          "Expected no pricingPlanId, discountPackageIds or manualPrice on a REMOVE");
+  }
+  std::set<std::string> packages;
+  for (int i = 0; i < item.discount_package_ids_size(); ++i) {
+    if (!packages.insert(item.discount_package_ids(i)).second) {
+      v.add("discountPackageIds[" + std::to_string(i) + "]", "item.package_repeated",
+            "Expected each package once, but '" + item.discount_package_ids(i) + "' repeats");
+    }
+  }
+  if (item.has_manual_price()) {
+    if (item.manual_price().amount_minor() < 0) {
+      v.add("manualPrice.amountMinor", "money.negative",
+            "Expected a manual price of zero or more, but got " +
+                std::to_string(item.manual_price().amount_minor()));
+    }
+    if (!is_currency(item.manual_price().currency())) {
+      v.add("manualPrice.currency", "money.currency_format",
+            "Expected manualPrice.currency as an ISO 4217 code like CNY, but got '" +
+                item.manual_price().currency() + "'");
+    }
+  }
+  if (v.empty()) {
+    std::vector<Violation> found;
+    resolve_item(item, *context.catalog, "", &found);
+    for (auto& f : found) v.add(f.field(), f.rule(), f.message());
+  }
+  if (v.empty()) return std::nullopt;
+  return std::move(v).to_rejection();
+}
+
+Outcome create_order(const Order& state, const CreateOrder& c, const Context& context) {
+  if (state.version() != 0)
+    return Outcome::refuse(conflict("order.exists", "Order '" + context.order_id + "' exists"));
+  Violations v;
+  if (c.customer_id().empty()) {
+    v.add("customerId", "order.customer_required", "Expected the customerId the order is for");
+  } else if (context.customer == nullptr || context.customer->version() == 0) {
+    v.add("customerId", "customer.not_found",
+          "Expected a registered customer, but there is no customer '" + c.customer_id() + "'");
+  }
+  if (!OrderKind_IsValid(c.kind())) v.add("kind", "order.kind", "Expected kind NORMAL or CONTRACT");
+  check_length(v, "channel", c.channel(), kChannelLengthMax);
+  check_length(v, "note", c.note(), kNoteLengthMax);
+  if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+
+  OrderCreated e;
+  e.set_order_id(context.order_id);
+  e.set_customer_id(c.customer_id());
+  e.set_kind(c.kind() == ORDER_KIND_UNSPECIFIED ? NORMAL : c.kind());
+  e.set_channel(c.channel());
+  e.set_note(c.note());
+  e.set_owner_id(context.customer->owner_id());
+  e.set_created_by(context.actor_id);
+  return {{std::move(e)}, std::nullopt};
+}
+
+Outcome add_item(const Order& state, const AddItem& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "add items"));
+  if (static_cast<size_t>(state.items_size()) >= kItemsMax) {
+    return Outcome::refuse(conflict("order.items_max", "Expected at most " +
+                                                           std::to_string(kItemsMax) +
+                                                           " items in one order"));
+  }
+  Item item = c.item();
+  normalize(item, *context.catalog);
+  if (auto refused = check_item(item, context)) return Outcome::refuse(std::move(*refused));
+  item.set_item_id("it-" + std::to_string(state.items_created() + 1));
+  ItemAdded e;
+  *e.mutable_item() = std::move(item);
+  return {{std::move(e)}, std::nullopt};
+}
+
+Outcome change_item(const Order& state, const ChangeItem& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  const Item* current = find_item(state, c.item_id());
+  if (current == nullptr) return Outcome::refuse(item_not_found(state, c.item_id()));
+  if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "change items"));
+  const ItemPatch& p = c.patch();
+  Item item = *current;
+  item.clear_item_id();  // the engine's fields, set again below or at the next submission
+  item.clear_offer_version();
+  item.clear_state();
+  if (p.has_pricing_plan_id()) item.set_pricing_plan_id(p.pricing_plan_id());
+  if (p.clear_discount_packages()) item.clear_discount_package_ids();
+  if (!p.discount_package_ids().empty())
+    *item.mutable_discount_package_ids() = p.discount_package_ids();
+  if (p.has_quantity()) item.set_quantity(p.quantity());
+  if (p.has_effective_mode()) {
+    item.set_effective_mode(p.effective_mode());
+    if (p.effective_mode() != catalog::ON_DATE) item.clear_effective_date();
+  }
+  if (p.has_effective_date()) *item.mutable_effective_date() = p.effective_date();
+  if (p.clear_manual_price()) item.clear_manual_price();
+  if (p.has_manual_price()) *item.mutable_manual_price() = p.manual_price();
+  if (p.has_product_instance_id()) item.set_product_instance_id(p.product_instance_id());
+  normalize(item, *context.catalog);
+  if (auto refused = check_item(item, context)) return Outcome::refuse(std::move(*refused));
+  item.set_item_id(current->item_id());
+  if (item.SerializeAsString() == current->SerializeAsString()) return {};  // nothing changes
+  ItemChanged e;
+  *e.mutable_item() = std::move(item);
+  return {{std::move(e)}, std::nullopt};
+}
+
+Outcome remove_item(const Order& state, const RemoveItem& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  if (find_item(state, c.item_id()) == nullptr)
+    return Outcome::refuse(item_not_found(state, c.item_id()));
+  if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "remove items"));
+  ItemRemoved e;
+  e.set_item_id(c.item_id());
+  return {{std::move(e)}, std::nullopt};
+}
+
+Outcome submit_order(const Order& state, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "be submitted"));
+  Receipt receipt = price(state, context);
+  if (!receipt.submittable()) {
+    Violations v;
+    for (const auto& violation : receipt.violations())
+      v.add(violation.field(), violation.rule(), violation.message());
+    return Outcome::refuse(std::move(v).to_rejection());
+  }
+  OrderSubmitted submitted;
+  *submitted.mutable_receipt() = std::move(receipt);
+  submitted.set_submitted_by(context.actor_id);
+  OrderApproved approved;
+  approved.set_reason("no approval policy asks for approval of this order");
+  return {{std::move(submitted), std::move(approved)}, std::nullopt};
+}
+
+Outcome cancel_order(const Order& state, const CancelOrder& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  const bool started = std::any_of(state.items().begin(), state.items().end(), [](const Item& i) {
+    return i.state() == Item::ACTIVATED || i.state() == Item::FAILED;
+  });
+  switch (state.state()) {
+    case DRAFT:
+    case RETURNED:
+    case SUBMITTED:
+    case PENDING_APPROVAL:
+    case APPROVED:
+      if (!started) break;
+      [[fallthrough]];
+    default:
+      return Outcome::refuse(conflict(
+          "order.not_cancellable",
+          "Expected an order not yet in fulfilment to cancel, but it is " +
+              OrderState_Name(state.state()) + (started ? " with item results recorded" : "")));
+  }
+  Violations v;
+  check_length(v, "reason", c.reason(), kReasonLengthMax);
+  if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+  OrderCancelled e;
+  e.set_reason(c.reason());
+  e.set_from(state.state());
+  return {{std::move(e)}, std::nullopt};
+}
+
+Outcome record_activation(const Order& state, const RecordActivation& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  const Item* item = find_item(state, c.item_id());
+  if (item == nullptr) return Outcome::refuse(item_not_found(state, c.item_id()));
+  if (state.state() != APPROVED && state.state() != IN_PROGRESS) {
+    return Outcome::refuse(conflict("order.not_in_fulfilment",
+                                    "Expected an APPROVED or IN_PROGRESS order to record item "
+                                    "results, but it is " +
+                                        OrderState_Name(state.state())));
+  }
+  if (item->state() != Item::PENDING) {
+    return Outcome::refuse(conflict("item.result_recorded",
+                                    "Expected item '" + item->item_id() +
+                                        "' without a result, but it is already " +
+                                        Item::State_Name(item->state())));
+  }
+  Violations v;
+  if (c.result() != RecordActivation::ACTIVATED && c.result() != RecordActivation::FAILED)
+    v.add("result", "activation.result", "Expected result ACTIVATED or FAILED");
+  check_length(v, "detail", c.detail(), kReasonLengthMax);
+  if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+
+  std::vector<Event> events;
+  uint32_t activated = 0, failed = 0;
+  for (const auto& other : state.items()) {
+    if (other.item_id() == item->item_id()) continue;
+    if (other.state() == Item::ACTIVATED) ++activated;
+    if (other.state() == Item::FAILED) ++failed;
+  }
+  if (c.result() == RecordActivation::ACTIVATED) {
+    if (item->action() != ADD &&
+        (context.customer == nullptr ||
+         customer::find_instance(*context.customer, item->product_instance_id()) == nullptr)) {
+      return Outcome::refuse(conflict(
+          "product_instance.not_held",
+          "Expected customer '" + state.customer_id() + "' to still hold product instance '" +
+              item->product_instance_id() + "', but it does not: record this item as FAILED"));
+    }
+    ItemActivated e;
+    e.set_item_id(item->item_id());
+    e.set_detail(c.detail());
+    e.set_product_instance_id(item->action() == ADD ? "pi-" + state.id() + "-" + item->item_id()
+                                                    : item->product_instance_id());
+    events.emplace_back(std::move(e));
+    ++activated;
+  } else {
+    ItemActivationFailed e;
+    e.set_item_id(item->item_id());
+    e.set_detail(c.detail());
+    events.emplace_back(std::move(e));
+    ++failed;
+  }
+  if (activated + failed == static_cast<uint32_t>(state.items_size())) {
+    OrderClosed closed;
+    closed.set_state(failed == 0 ? COMPLETED : activated == 0 ? FAILED : PARTIAL);
+    closed.set_activated(activated);
+    closed.set_failed(failed);
+    events.emplace_back(std::move(closed));
+  }
+  return {std::move(events), std::nullopt};
+}
+
+Item* find_item(Order& order, const std::string& item_id) {
+  for (auto& item : *order.mutable_items())
+    if (item.item_id() == item_id) return &item;
+  return nullptr;
+}
+
+}  // namespace
+
+bool is_order_id(std::string_view text) { return catalog::is_offer_id(text); }
+
+std::string stream_id(std::string_view order_id) {
+  return std::string(kStreamPrefix).append(order_id);
+}
+
+bool is_editable(OrderState state) { return state == DRAFT || state == RETURNED; }
+
+Decision<Event> decide(const Order& state, const Command& command, const Context& context) {
+  return std::visit(
+      Overloaded{
+          [&](const CreateOrder& c) { return create_order(state, c, context); },
+          [&](const AddItem& c) { return add_item(state, c, context); },
+          [&](const ChangeItem& c) { return change_item(state, c, context); },
+          [&](const RemoveItem& c) { return remove_item(state, c, context); },
+          [&](const SubmitOrder&) { return submit_order(state, context); },
+          [&](const CancelOrder& c) { return cancel_order(state, c, context); },
+          [&](const RecordActivation& c) { return record_activation(state, c, context); },
+      },
+      command);
+}
+
+void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred_at_us) {
+  const auto now = timestamp_from_us(occurred_at_us);
+  std::visit(Overloaded{
+                 [&](const OrderCreated& e) {
+                   state.set_id(e.order_id());
+                   state.set_customer_id(e.customer_id());
+                   state.set_kind(e.kind());
+                   state.set_channel(e.channel());
+                   state.set_note(e.note());
+                   state.set_owner_id(e.owner_id());
+                   state.set_created_by(e.created_by());
+                   state.set_state(DRAFT);
+                   *state.mutable_created_at() = now;
+                 },
+                 [&](const ItemAdded& e) {
+                   *state.add_items() = e.item();
+                   state.set_items_created(state.items_created() + 1);
+                 },
+                 [&](const ItemChanged& e) {
+                   if (Item* item = find_item(state, e.item().item_id())) *item = e.item();
+                 },
+                 [&](const ItemRemoved& e) {
+                   auto* items = state.mutable_items();
+                   for (int i = 0; i < items->size(); ++i) {
+                     if (items->Get(i).item_id() != e.item_id()) continue;
+                     items->DeleteSubrange(i, 1);
+                     break;
+                   }
+                 },
+                 [&](const OrderSubmitted& e) {
+                   *state.mutable_receipt() = e.receipt();
+                   state.set_submitted_by(e.submitted_by());
+                   *state.mutable_submitted_at() = now;
+                   state.set_state(SUBMITTED);
+                   for (const auto& line : e.receipt().lines()) {
+                     if (Item* item = find_item(state, line.item_id())) {
+                       item->set_offer_version(line.offer_version());
+                       item->set_state(Item::PENDING);
+                     }
+                   }
+                 },
+                 [&](const OrderApproved&) { state.set_state(APPROVED); },
+                 [&](const OrderCancelled& e) {
+                   state.set_state(CANCELLED);
+                   state.set_cancel_reason(e.reason());
+                   *state.mutable_closed_at() = now;
+                 },
+                 [&](const ItemActivated& e) {
+                   if (Item* item = find_item(state, e.item_id())) {
+                     item->set_state(Item::ACTIVATED);
+                     item->set_activation_detail(e.detail());
+                     *item->mutable_activated_at() = now;
+                     if (item->action() == ADD)
+                       item->set_product_instance_id(e.product_instance_id());
+                   }
+                   state.set_state(IN_PROGRESS);
+                 },
+                 [&](const ItemActivationFailed& e) {
+                   if (Item* item = find_item(state, e.item_id())) {
+                     item->set_state(Item::FAILED);
+                     item->set_activation_detail(e.detail());
+                   }
+                   state.set_state(IN_PROGRESS);
+                 },
+                 [&](const OrderClosed& e) {
+                   state.set_state(e.state());
+                   *state.mutable_closed_at() = now;
+                 },
+             },
+             event);
+  state.set_version(static_cast<uint32_t>(version));
+  *state.mutable_updated_at() = now;
+}
+
+std::optional<customer::ProductChange> product_change(const Order& order,
+                                                      const ItemActivated& activated) {
+  const Item* item = find_item(order, activated.item_id());
+  if (item == nullptr) return std::nullopt;
+  customer::ProductChange change;
+  auto* instance = change.mutable_instance();
+  instance->set_id(activated.product_instance_id());
+  instance->set_order_id(order.id());
+  switch (item->action()) {
+    case ADD:
+      change.set_kind(customer::ProductChange::ADD);
+      break;
+    case MODIFY:
+      change.set_kind(customer::ProductChange::CHANGE);
+      break;
+    case REMOVE:
+      change.set_kind(customer::ProductChange::END);
+      return change;
+    default:
+      return std::nullopt;
+  }
+  instance->set_offer_id(item->offer_id());
+  instance->set_offer_version(item->offer_version());
+  instance->set_pricing_plan_id(item->pricing_plan_id());
+  instance->set_quantity(item->quantity());
+  *instance->mutable_discount_package_ids() = item->discount_package_ids();
+  return change;
+}
+
+}  // namespace crm::order
