@@ -112,8 +112,8 @@ void Server::add_order_routes() {
     auto view = view_of(*outcome);
     if (!view.items().empty()) {
       // The new item is the last; a replayed request names the one its first reply named.
-      call.response.set_header("Location", "/v1/orders/" + id + "/items/" +
-                                               view.items(view.items_size() - 1).item_id());
+      call.response.set_header(
+          "Location", "/v1/orders/" + id + "/items/" + view.items(view.items_size() - 1).item_id());
     }
     reply(call, 201, view);
   });
@@ -162,9 +162,8 @@ void Server::add_order_routes() {
   route("POST", std::string(kOrderPath) + ":submit", Access::kOrderWrite, [=, this](Call& call) {
     google::protobuf::Empty none;
     if (!optional_body(call, &none)) return;
-    run(call, call.request.matches[1], [](events::CommandEnvelope& command) {
-      command.mutable_submit_order();
-    });
+    run(call, call.request.matches[1],
+        [](events::CommandEnvelope& command) { command.mutable_submit_order(); });
   });
 
   route("POST", std::string(kOrderPath) + ":cancel", Access::kOrderWrite, [=, this](Call& call) {
@@ -182,10 +181,10 @@ void Server::add_order_routes() {
           order::RecordActivation body;
           if (!parse_body(call, &body)) return;
           if (!body.item_id().empty() && body.item_id() != item_id) {
-            return reply_problem(call, bad_request("Expected itemId to be absent or '" + item_id +
-                                                       "' as in the path, but got '" +
-                                                       body.item_id() + "'",
-                                                   "itemId", "item.id_mismatch"));
+            return reply_problem(
+                call, bad_request("Expected itemId to be absent or '" + item_id +
+                                      "' as in the path, but got '" + body.item_id() + "'",
+                                  "itemId", "item.id_mismatch"));
           }
           body.set_item_id(item_id);
           run(call, id, [&](events::CommandEnvelope& command) {

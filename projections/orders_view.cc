@@ -30,8 +30,8 @@ Status OrdersView::apply(const events::EventEnvelope& envelope, ReadModelWriter&
   if (envelope.stream_type() != "order") return Status::ok();
   auto event = unpack_variant<order::Event>(envelope.data());
   if (!event) {
-    return Status::corruption("orders view: unknown event type " + envelope.event_type() +
-                              " at " + format_position(envelope.position()));
+    return Status::corruption("orders view: unknown event type " + envelope.event_type() + " at " +
+                              format_position(envelope.position()));
   }
   const std::string id = envelope.stream_id().substr(strlen(order::kStreamPrefix));
   order::Order view;
@@ -64,26 +64,25 @@ Result<order::OrderList> list_orders(Store& store, const OrderFilter& filter, si
 
   order::OrderList page;
   Status bad;
-  auto s = scan_rows(store, kOrderPrefix, prefix, page_token,
-                     [&](const std::string&, std::string_view row) {
-                       order::Order o;
-                       if (!o.ParseFromArray(row.data(), static_cast<int>(row.size()))) {
-                         bad = Status::corruption("orders view: unreadable row");
-                         return false;
-                       }
-                       if ((!filter.customer_id.empty() && o.customer_id() != filter.customer_id) ||
-                           (!filter.owner_id.empty() && o.owner_id() != filter.owner_id) ||
-                           (!filter.state.empty() &&
-                            order::OrderState_Name(o.state()) != filter.state)) {
-                         return true;
-                       }
-                       if (static_cast<size_t>(page.items_size()) == page_size) {
-                         page.set_next_page_token(page.items(page.items_size() - 1).id());
-                         return false;
-                       }
-                       *page.add_items() = std::move(o);
-                       return true;
-                     });
+  auto s = scan_rows(
+      store, kOrderPrefix, prefix, page_token, [&](const std::string&, std::string_view row) {
+        order::Order o;
+        if (!o.ParseFromArray(row.data(), static_cast<int>(row.size()))) {
+          bad = Status::corruption("orders view: unreadable row");
+          return false;
+        }
+        if ((!filter.customer_id.empty() && o.customer_id() != filter.customer_id) ||
+            (!filter.owner_id.empty() && o.owner_id() != filter.owner_id) ||
+            (!filter.state.empty() && order::OrderState_Name(o.state()) != filter.state)) {
+          return true;
+        }
+        if (static_cast<size_t>(page.items_size()) == page_size) {
+          page.set_next_page_token(page.items(page.items_size() - 1).id());
+          return false;
+        }
+        *page.add_items() = std::move(o);
+        return true;
+      });
   if (!bad.is_ok()) return bad;
   if (!s.is_ok()) return s;
   return page;

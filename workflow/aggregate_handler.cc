@@ -245,6 +245,11 @@ const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) co
   return it == handlers_.end() ? nullptr : it->second.get();
 }
 
+void HandlerRegistry::add(std::unique_ptr<AggregateHandler> handler) {
+  auto type = handler->stream_type();
+  handlers_[type] = std::move(handler);
+}
+
 std::string principal_stream_id(const std::string& principal_id) {
   return kPrincipalPrefix + principal_id;
 }

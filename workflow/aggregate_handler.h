@@ -60,6 +60,8 @@ class HandlerRegistry {
  public:
   HandlerRegistry();  // registers customer, principal, catalog and order
   const AggregateHandler* find(const std::string& stream_type) const;
+  // Registers another type (tests use it to probe the processor); replaces one of that type.
+  void add(std::unique_ptr<AggregateHandler> handler);
 
  private:
   std::map<std::string, std::unique_ptr<AggregateHandler>> handlers_;

@@ -230,7 +230,7 @@ Decision<Event> apply_product_changes(const Customer& state, const std::string& 
   for (const auto& change : c.changes()) {
     const ProductInstance* held = find_instance(state, change.instance().id());
     switch (change.kind()) {
-      case ProductChange::ADD:
+      case ProductChange::START:
         if (held == nullptr) {
           ProductInstanceAdded e;
           *e.mutable_instance() = change.instance();

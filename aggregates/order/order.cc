@@ -81,8 +81,7 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
   Violations v;
   auto engine_field = [&](bool set, const std::string& field) {
     if (set)
-      v.add(field, "item.read_only",
-            "Expected " + field + " to be left out: the engine sets it");
+      v.add(field, "item.read_only", "Expected " + field + " to be left out: the engine sets it");
   };
   engine_field(!item.item_id().empty(), "itemId");
   engine_field(item.offer_version() != 0, "offerVersion");
@@ -92,9 +91,9 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
   if (item.offer_id().empty()) {
     v.add("offerId", "item.offer_required", "Expected an offerId");
   } else if (!catalog::is_offer_id(item.offer_id())) {
-    v.add("offerId", "item.offer_format",
-          "Expected an offerId of 1–64 letters, digits or . _ -, but got '" + item.offer_id() +
-              "'");
+    v.add(
+        "offerId", "item.offer_format",
+        "Expected an offerId of 1–64 letters, digits or . _ -, but got '" + item.offer_id() + "'");
   }
   if (!ItemAction_IsValid(item.action()))
     v.add("action", "item.action", "Expected action ADD, MODIFY or REMOVE");
@@ -119,8 +118,7 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
           "Expected no productInstanceId on an ADD: the instance is created on activation");
   } else if (item.action() != ADD && item.product_instance_id().empty()) {
     v.add("productInstanceId", "item.product_instance_required",
-          "Expected the productInstanceId that a " + ItemAction_Name(item.action()) +
-              " changes");
+          "Expected the productInstanceId that a " + ItemAction_Name(item.action()) + " changes");
   }
   if (item.action() == REMOVE &&
       (!item.pricing_plan_id().empty() || !item.discount_package_ids().empty() ||
@@ -186,9 +184,9 @@ Outcome add_item(const Order& state, const AddItem& c, const Context& context) {
   if (state.version() == 0) return Outcome::refuse(order_not_found(context));
   if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "add items"));
   if (static_cast<size_t>(state.items_size()) >= kItemsMax) {
-    return Outcome::refuse(conflict("order.items_max", "Expected at most " +
-                                                           std::to_string(kItemsMax) +
-                                                           " items in one order"));
+    return Outcome::refuse(
+        conflict("order.items_max",
+                 "Expected at most " + std::to_string(kItemsMax) + " items in one order"));
   }
   Item item = c.item();
   normalize(item, *context.catalog);
@@ -274,9 +272,9 @@ Outcome cancel_order(const Order& state, const CancelOrder& c, const Context& co
       [[fallthrough]];
     default:
       return Outcome::refuse(conflict(
-          "order.not_cancellable",
-          "Expected an order not yet in fulfilment to cancel, but it is " +
-              OrderState_Name(state.state()) + (started ? " with item results recorded" : "")));
+          "order.not_cancellable", "Expected an order not yet in fulfilment to cancel, but it is " +
+                                       OrderState_Name(state.state()) +
+                                       (started ? " with item results recorded" : "")));
   }
   Violations v;
   check_length(v, "reason", c.reason(), kReasonLengthMax);
@@ -298,10 +296,10 @@ Outcome record_activation(const Order& state, const RecordActivation& c, const C
                                         OrderState_Name(state.state())));
   }
   if (item->state() != Item::PENDING) {
-    return Outcome::refuse(conflict("item.result_recorded",
-                                    "Expected item '" + item->item_id() +
-                                        "' without a result, but it is already " +
-                                        Item::State_Name(item->state())));
+    return Outcome::refuse(
+        conflict("item.result_recorded", "Expected item '" + item->item_id() +
+                                             "' without a result, but it is already " +
+                                             Item::State_Name(item->state())));
   }
   Violations v;
   if (c.result() != RecordActivation::ACTIVATED && c.result() != RecordActivation::FAILED)
@@ -463,7 +461,7 @@ std::optional<customer::ProductChange> product_change(const Order& order,
   instance->set_order_id(order.id());
   switch (item->action()) {
     case ADD:
-      change.set_kind(customer::ProductChange::ADD);
+      change.set_kind(customer::ProductChange::START);
       break;
     case MODIFY:
       change.set_kind(customer::ProductChange::CHANGE);

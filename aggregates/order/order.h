@@ -20,11 +20,11 @@
 
 namespace crm::order {
 
-using Command = std::variant<CreateOrder, AddItem, ChangeItem, RemoveItem, SubmitOrder,
-                             CancelOrder, RecordActivation>;
-using Event = std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted,
-                           OrderApproved, OrderCancelled, ItemActivated, ItemActivationFailed,
-                           OrderClosed>;
+using Command = std::variant<CreateOrder, AddItem, ChangeItem, RemoveItem, SubmitOrder, CancelOrder,
+                             RecordActivation>;
+using Event =
+    std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted, OrderApproved,
+                 OrderCancelled, ItemActivated, ItemActivationFailed, OrderClosed>;
 
 inline constexpr char kStreamPrefix[] = "order:";
 inline constexpr size_t kItemsMax = 200;

@@ -114,10 +114,10 @@ Receipt price(const Order& order, const Context& context) {
         applied->set_percent_off(package->percent_off());
         if (package->has_amount_off()) *applied->mutable_amount_off() = package->amount_off();
         Charges off;
-        off.one_time = divide_half_even(static_cast<__int128>(net.one_time) *
-                                            package->percent_off(), 100);
-        off.recurring = divide_half_even(static_cast<__int128>(net.recurring) *
-                                             package->percent_off(), 100);
+        off.one_time =
+            divide_half_even(static_cast<__int128>(net.one_time) * package->percent_off(), 100);
+        off.recurring =
+            divide_half_even(static_cast<__int128>(net.recurring) * package->percent_off(), 100);
         net.one_time -= off.one_time;
         net.recurring -= off.recurring;
         const int64_t amount = multiply(package->amount_off().amount_minor(), item.quantity())
@@ -169,9 +169,7 @@ Receipt price(const Order& order, const Context& context) {
     }
     return t;
   };
-  auto add = [](Money* to, int64_t amount) {
-    to->set_amount_minor(to->amount_minor() + amount);
-  };
+  auto add = [](Money* to, int64_t amount) { to->set_amount_minor(to->amount_minor() + amount); };
   for (const auto& line : receipt.lines()) {
     if (!line.one_time().currency().empty()) {
       Total& t = total_for(line.one_time().currency());
@@ -180,8 +178,8 @@ Receipt price(const Order& order, const Context& context) {
       add(t.mutable_recurring_list(), line.recurring_list().amount_minor());
       add(t.mutable_recurring(), line.recurring().amount_minor());
     }
-    if (line.has_deposit()) add(total_for(line.deposit().currency()).mutable_deposit(),
-                                line.deposit().amount_minor());
+    if (line.has_deposit())
+      add(total_for(line.deposit().currency()).mutable_deposit(), line.deposit().amount_minor());
     if (line.non_standard_price()) receipt.set_non_standard_price(true);
   }
   for (auto& [currency, t] : totals) {
@@ -189,8 +187,8 @@ Receipt price(const Order& order, const Context& context) {
     const int64_t net = t.one_time().amount_minor() + t.recurring().amount_minor();
     t.mutable_discount()->set_amount_minor(list - net);
     if (list > 0) {
-      t.set_discount_basis_points(static_cast<uint32_t>(
-          divide_half_even(static_cast<__int128>(list - net) * 10000, list)));
+      t.set_discount_basis_points(
+          static_cast<uint32_t>(divide_half_even(static_cast<__int128>(list - net) * 10000, list)));
     }
     receipt.set_discount_basis_points(
         std::max(receipt.discount_basis_points(), t.discount_basis_points()));

@@ -25,8 +25,7 @@ std::string item_field(const Item& item, const std::string& field) {
   return "items/" + item.item_id() + (field.empty() ? "" : "/" + field);
 }
 
-Violation violation(std::string rule, std::string item_id, std::string field,
-                    std::string message) {
+Violation violation(std::string rule, std::string item_id, std::string field, std::string message) {
   Violation v;
   v.set_rule(std::move(rule));
   v.set_item_id(std::move(item_id));
@@ -59,8 +58,9 @@ std::optional<ItemTerms> resolve_item(const Item& item, const catalog::Catalog& 
   };
   const catalog::OfferHistory* history = catalog::find_offer(catalog, item.offer_id());
   if (history == nullptr) {
-    add("offer.unknown", "offerId", "Expected a published offer, but there is no offer '" +
-                                        item.offer_id() + "' in the catalog");
+    add("offer.unknown", "offerId",
+        "Expected a published offer, but there is no offer '" + item.offer_id() +
+            "' in the catalog");
     return std::nullopt;
   }
   ItemTerms terms;
@@ -94,8 +94,8 @@ std::optional<ItemTerms> resolve_item(const Item& item, const catalog::Catalog& 
     const std::string field = "discountPackageIds[" + std::to_string(i) + "]";
     if (package == plan->discount_packages().end()) {
       add("package.unknown", field,
-          "Expected a discount package of plan '" + plan->id() + "', but it has no package '" +
-              id + "'");
+          "Expected a discount package of plan '" + plan->id() + "', but it has no package '" + id +
+              "'");
     } else if (std::find(terms.packages.begin(), terms.packages.end(), &*package) ==
                terms.packages.end()) {
       terms.packages.push_back(&*package);
@@ -136,8 +136,8 @@ const ItemTerms* RuleCheck::terms(const std::string& item_id) const {
 
 void RuleCheck::add(const Item& item, std::string rule, const std::string& field,
                     std::string message, std::optional<DerivedAction> fix) {
-  Violation v = violation(std::move(rule), item.item_id(), item_field(item, field),
-                          std::move(message));
+  Violation v =
+      violation(std::move(rule), item.item_id(), item_field(item, field), std::move(message));
   if (fix) {
     *v.mutable_message() += ": " + fix->message();
     *v.mutable_derived_action() = std::move(*fix);
@@ -231,9 +231,8 @@ void RuleCheck::check_eligibility(const Item& item, const catalog::Offer& offer)
   if (c == nullptr || c->version() == 0) return;  // reported once for the order
   const catalog::Eligibility& e = offer.eligibility();
   const std::string who = "customer '" + c->id() + "'";
-  if (!e.customer_kinds().empty() &&
-      std::find(e.customer_kinds().begin(), e.customer_kinds().end(), c->kind()) ==
-          e.customer_kinds().end()) {
+  if (!e.customer_kinds().empty() && std::find(e.customer_kinds().begin(), e.customer_kinds().end(),
+                                               c->kind()) == e.customer_kinds().end()) {
     add(item, "eligibility.customer_kind", "offerId",
         "Expected a customer kind offer '" + offer.offer_id() + "' admits, but " + who + " is " +
             customer::CustomerKind_Name(c->kind()));
@@ -242,12 +241,10 @@ void RuleCheck::check_eligibility(const Item& item, const catalog::Offer& offer)
       level_rank(c->level()) < level_rank(e.min_level())) {
     add(item, "eligibility.level", "offerId",
         "Expected level " + customer::CustomerLevel_Name(e.min_level()) + " or above for offer '" +
-            offer.offer_id() + "', but " + who + " is " +
-            customer::CustomerLevel_Name(c->level()));
+            offer.offer_id() + "', but " + who + " is " + customer::CustomerLevel_Name(c->level()));
   }
-  if (!e.credit_levels().empty() &&
-      std::find(e.credit_levels().begin(), e.credit_levels().end(), c->credit_level()) ==
-          e.credit_levels().end()) {
+  if (!e.credit_levels().empty() && std::find(e.credit_levels().begin(), e.credit_levels().end(),
+                                              c->credit_level()) == e.credit_levels().end()) {
     add(item, "eligibility.credit_level", "offerId",
         "Expected a credit level offer '" + offer.offer_id() + "' admits, but " + who +
             " has credit level " + customer::CreditLevel_Name(c->credit_level()));
@@ -285,6 +282,10 @@ void RuleCheck::check_prerequisites() {
             derived(ADD, required, "add"));
       }
       continue;
+    }
+    if (context_.customer == nullptr ||
+        customer::find_instance(*context_.customer, item.product_instance_id()) == nullptr) {
+      continue;  // not held: product_instance.not_held says so
     }
     if (offers_after.count(item.offer_id())) continue;  // another instance of it stays
     // Which kept or added offers require the one this item removes?

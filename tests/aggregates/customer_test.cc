@@ -266,6 +266,52 @@ TEST(CustomerContacts, RefusesContactsOfUnknownCustomerAndBeyondTheLimit) {
   expect_refused(spec.when(c), "customer.contacts_max", Rejection::Kind::kConflict);
 }
 
+ApplyProductChanges product_change(ProductChange::Kind kind, const std::string& id,
+                                   const std::string& plan = "std") {
+  ApplyProductChanges c;
+  auto* change = c.add_changes();
+  change->set_kind(kind);
+  change->mutable_instance()->set_id(id);
+  change->mutable_instance()->set_offer_id("PHONE-LINE");
+  change->mutable_instance()->set_pricing_plan_id(plan);
+  change->mutable_instance()->set_order_id("ord-1");
+  return c;
+}
+
+TEST(CustomerProducts, ActivatedItemsStartChangeAndEndInstancesAndRepeatsChangeNothing) {
+  Spec spec;
+  spec.given_registered();
+  auto start = spec.when(product_change(ProductChange::START, "pi-1"));
+  ASSERT_EQ(start.events.size(), 1u);
+  spec.given(start.events);
+  ASSERT_EQ(spec.state().product_instances_size(), 1);
+  EXPECT_EQ(spec.state().product_instances(0).pricing_plan_id(), "std");
+  EXPECT_TRUE(spec.when(product_change(ProductChange::START, "pi-1")).events.empty());
+
+  auto change = spec.when(product_change(ProductChange::CHANGE, "pi-1", "gold"));
+  ASSERT_EQ(change.events.size(), 1u);
+  EXPECT_EQ(std::get<ProductInstanceChanged>(change.events[0]).from_pricing_plan_id(), "std");
+  spec.given(change.events);
+  EXPECT_EQ(spec.state().product_instances(0).pricing_plan_id(), "gold");
+  EXPECT_TRUE(spec.when(product_change(ProductChange::CHANGE, "pi-1", "gold")).events.empty());
+
+  auto end = spec.when(product_change(ProductChange::END, "pi-1"));
+  ASSERT_EQ(end.events.size(), 1u);
+  spec.given(end.events);
+  EXPECT_EQ(spec.state().product_instances_size(), 0);
+  EXPECT_TRUE(spec.when(product_change(ProductChange::END, "pi-1")).events.empty());
+}
+
+TEST(CustomerProducts, ChangingAnInstanceNotHeldOrOfAnUnknownCustomerIsRefused) {
+  Spec unknown;
+  expect_refused(unknown.when(product_change(ProductChange::START, "pi-1")), "customer.not_found",
+                 Rejection::Kind::kNotFound);
+  Spec spec;
+  spec.given_registered();
+  expect_refused(spec.when(product_change(ProductChange::CHANGE, "pi-9", "gold")),
+                 "product_instance.not_held", Rejection::Kind::kConflict);
+}
+
 TEST(CustomerReplay, DecideIsDeterministic) {
   Spec a, b;
   a.given_registered();
