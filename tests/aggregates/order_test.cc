@@ -116,8 +116,7 @@ class OrderSpec : public ::testing::Test {
   void apply_customer(const customer::Command& command) {
     auto d = customer::decide(customer_, "cus-1", command);
     ASSERT_FALSE(d.rejection) << d.rejection->message;
-    for (const auto& e : d.events)
-      customer::evolve(customer_, e, customer_.version() + 1, now_);
+    for (const auto& e : d.events) customer::evolve(customer_, e, customer_.version() + 1, now_);
   }
   // The customer holds an instance of `offer_id` on plan "std".
   void hold(const std::string& instance_id, const std::string& offer_id, uint32_t quantity = 1) {
@@ -291,8 +290,8 @@ TEST_F(OrderSpec, AnItemsOwnValuesAreChecked) {
   *dated.mutable_effective_date() = timestamp_from_us(now_ + kDayUs);
   expect_refused(when(add_item(dated)), "item.effective_date_unexpected", "effectiveDate");
 
-  expect_refused(when(add_item(change(REMOVE, "PHONE-LINE", ""))),
-                 "item.product_instance_required", "productInstanceId");
+  expect_refused(when(add_item(change(REMOVE, "PHONE-LINE", ""))), "item.product_instance_required",
+                 "productInstanceId");
   Item add_with_instance = add("PHONE-LINE");
   add_with_instance.set_product_instance_id("pi-1");
   expect_refused(when(add_item(add_with_instance)), "item.product_instance_unexpected",
@@ -942,8 +941,7 @@ TEST_F(OrderSpec, PropertyLineTotalsAddUpToTheOrderTotalsForRandomOrders) {
       }
       if (uniform(0, 1) == 1) {
         *o.mutable_deposit()->mutable_amount() = money(uniform(1, 50'000), currency);
-        o.mutable_deposit()->set_scope(
-            static_cast<catalog::Deposit::Scope>(uniform(1, 3)));
+        o.mutable_deposit()->set_scope(static_cast<catalog::Deposit::Scope>(uniform(1, 3)));
       }
       publish(o);
     }
@@ -955,8 +953,8 @@ TEST_F(OrderSpec, PropertyLineTotalsAddUpToTheOrderTotalsForRandomOrders) {
       const auto& plan = catalog::find_offer(catalog_, id)->versions().rbegin()->pricing_plans(0);
       for (const auto& pkg : plan.discount_packages())
         if (!pkg.base() && uniform(0, 1) == 1) item.add_discount_package_ids(pkg.id());
-      if (uniform(0, 9) == 0) *item.mutable_manual_price() = money(uniform(0, 9999),
-                                                                   plan.recurring().currency());
+      if (uniform(0, 9) == 0)
+        *item.mutable_manual_price() = money(uniform(0, 9999), plan.recurring().currency());
       given(add_item(item));
     }
 

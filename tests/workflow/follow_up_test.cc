@@ -47,8 +47,8 @@ class FollowUpTest : public testing::EngineFixture {
     EngineFixture::SetUp();
     handlers_.add(std::make_unique<ProbeHandler>());
     processor_ = std::make_unique<PartitionProcessor>(partition_for("cus_x", 4), *log_, *store_,
-                                                      handlers_, engine_->reference(), clock_,
-                                                      ids_, ProcessorOptions{});
+                                                      handlers_, engine_->reference(), clock_, ids_,
+                                                      ProcessorOptions{});
   }
   void TearDown() override {
     processor_.reset();
