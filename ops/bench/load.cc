@@ -59,7 +59,9 @@ constexpr char kUsage[] =
     "  --content-type TYPE         (application/json)\n"
     "  --unique-idempotency-key    a distinct Idempotency-Key header on every request\n"
     "  --unique-field NAME         replace {{NAME}} in the body by a per-request unique number\n"
-    "  --expect-status CODE        the only successful status (default: any 2xx)\n";
+    "  --expect-status CODE        the only successful status (default: any 2xx)\n"
+    "  --path-file FILE            one path a line, each sent once, in order, instead of --path\n"
+    "                              (a connection stops when they run out: an error)\n";
 
 // How long one request may take before it counts as an error; only a safety net, since the run
 // aborts whatever is still in flight shortly after the deadline.
@@ -89,6 +91,7 @@ struct Options {
   bool unique_idempotency_key = false;
   std::string unique_field;          // empty: the body is sent as it is
   std::optional<int> expect_status;  // unset: any 2xx
+  std::vector<std::string> paths;    // --path-file: each sent once; empty: --path every time
 };
 
 // The three instants of a run: sending starts, measuring starts, everything stops.
@@ -217,6 +220,17 @@ std::string parse_options(int argc, char** argv, Options& options) {
     } else if (flag == "--unique-field") {
       if (value.empty()) return "--unique-field needs a name";
       options.unique_field = value;
+    } else if (flag == "--path-file") {
+      auto contents = read_file(value);
+      if (!contents) return "cannot read --path-file " + value;
+      std::istringstream lines(*contents);
+      for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) options.paths.push_back(line);
+      if (options.paths.empty()) return "--path-file " + value + " has no paths";
+      for (const auto& path : options.paths)
+        if (path[0] != '/') return "--path-file: every path must start with /, not " + path;
+      options.path = options.paths[0] + " and " + std::to_string(options.paths.size() - 1) +
+                     " more paths of " + value;
     } else if (flag == "--expect-status") {
       int status = 0;
       if (!parse_integer(value, 100, 599, &status)) return "--expect-status must be 100..599";
@@ -265,6 +279,7 @@ struct RunContext {
   // with a backlog of 5, and dozens of connections opening at once overflow it; the kernel then
   // drops handshakes, seen as 1 s stalls and "Read" errors on first requests.
   std::timed_mutex opening_connection{};
+  std::atomic<size_t> next_path{0};  // into options.paths
 };
 
 // One connection's closed loop: send, wait for the answer, record, repeat until the deadline.
@@ -295,11 +310,24 @@ void run_connection(RunContext& context, int connection, httplib::Client& client
       context.body.render(sequence * options.connections + connection, rendered_body);
     }
 
+    const std::string* path = &options.path;
+    if (!options.paths.empty()) {
+      const size_t index = context.next_path.fetch_add(1);
+      if (index >= options.paths.size()) {
+        ++result.errors;
+        context.first_error.report(seconds_since(schedule.start, Clock::now()), connection,
+                                   sequence,
+                                   "--path-file ran out after " +
+                                       std::to_string(options.paths.size()) +
+                                       " paths; give it more");
+        break;
+      }
+      path = &options.paths[index];
+    }
     const auto sent_at = Clock::now();
     const httplib::Result response =
-        options.method == "GET"
-            ? client.Get(options.path, headers)
-            : client.Post(options.path, headers, request_body, options.content_type);
+        options.method == "GET" ? client.Get(*path, headers)
+                                : client.Post(*path, headers, request_body, options.content_type);
     const auto answered_at = Clock::now();
     if (answered_at >= schedule.deadline) break;  // cut by the deadline: not counted either way
 
