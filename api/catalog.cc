@@ -28,14 +28,15 @@ void set_offer_etag(Call& call, const catalog::Offer& offer) {
 }  // namespace
 
 void Server::add_catalog_routes() {
-  // The catalog's state (shared, not copied); null and a problem reply when it cannot be read.
+  // The catalog as of the last acknowledged change (shared, not copied or parsed per request);
+  // null and a problem reply when it cannot be read.
   auto load_catalog = [this](Call& call) -> std::shared_ptr<const catalog::Catalog> {
-    auto loaded = engine_.read(kCatalogStream, catalog::kStreamId);
+    auto loaded = engine_.reference().catalog();
     if (!loaded.is_ok()) {
       reply_problem(call, problem_from(loaded.status()));
       return nullptr;
     }
-    return std::static_pointer_cast<const catalog::Catalog>(loaded->state);
+    return std::move(loaded.value());
   };
 
   // Runs a catalog command and answers with the offer as it stands after it.
