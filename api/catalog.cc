@@ -17,7 +17,6 @@ namespace {
 
 constexpr char kOfferPath[] = R"(/v1/catalog/offers/([A-Za-z0-9._-]{1,64}))";
 constexpr size_t kPageDefault = 100;
-constexpr size_t kPageMax = 500;
 
 void set_offer_etag(Call& call, const catalog::Offer& offer) {
   call.response.headers.erase(
@@ -144,17 +143,9 @@ void Server::add_catalog_routes() {
       return reply_problem(call, bad_request("Expected includeRetired to be true or false",
                                              "includeRetired", "request.include_retired"));
     }
-    uint64_t size = kPageDefault;
-    if (call.request.has_param("pageSize") &&
-        !parse_count(call.request.get_param_value("pageSize"), 1, kPageMax, &size)) {
-      return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
-                                             "request.page_size"));
-    }
-    const std::string token = call.request.get_param_value("pageToken");
-    if (!token.empty() && !catalog::is_offer_id(token)) {
-      return reply_problem(call, bad_request("Expected a pageToken this API returned", "pageToken",
-                                             "request.page_token"));
-    }
+    auto page_request = read_page(call, kPageDefault, catalog::is_offer_id);
+    if (!page_request) return;
+    const std::string& token = page_request->token;
     auto state = load_catalog(call);
     if (!state) return;
     catalog::OfferList page;
@@ -163,7 +154,7 @@ void Server::add_catalog_routes() {
       if (history.retired() && include != "true") continue;
       auto view = catalog::offer_view(*state, history.offer_id());
       if (!view || (kind != catalog::OFFER_KIND_UNSPECIFIED && view->kind() != kind)) continue;
-      if (static_cast<size_t>(page.items_size()) == size) {
+      if (static_cast<size_t>(page.items_size()) == page_request->size) {
         page.set_next_page_token(page.items(page.items_size() - 1).offer_id());
         break;
       }

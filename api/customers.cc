@@ -32,17 +32,6 @@ customer::Customer view_of(const CommandOutcome& outcome) {
   return view;
 }
 
-// Reads ?pageSize= (1–500, default `fallback`); false and a 400 reply when malformed.
-std::optional<size_t> page_size(const httplib::Request& request, size_t fallback) {
-  if (!request.has_param("pageSize")) return fallback;
-  auto text = request.get_param_value("pageSize");
-  size_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value == 0 || value > 500)
-    return std::nullopt;
-  return value;
-}
-
 // A row's own idempotency key. The \x1f separators cannot come from a header (keys there are
 // printable ASCII), so no registration's key can name an imported row or the reverse.
 std::string import_row_key(const std::string& import_key, size_t row) {
@@ -178,17 +167,10 @@ void Server::add_customer_routes() {
       return reply_problem(
           call, bad_request("Expected stage PROSPECT, TARGET, ACTIVE, AT_RISK or CHURNED", "stage",
                             "request.enum"));
-    auto size = page_size(call.request, 50);
-    if (!size)
-      return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
-                                             "request.page_size"));
-    const std::string page_token = call.request.get_param_value("pageToken");
-    if (!page_token.empty() && !is_customer_id(page_token))
-      return reply_problem(call, bad_request("Expected pageToken to be a nextPageToken this API "
-                                             "returned",
-                                             "pageToken", "request.page_token"));
+    auto page_request = read_page(call, 50, is_customer_id);
+    if (!page_request) return;
     if (!wait_for_min_position(call)) return;
-    auto page = list_customers(engine_.store(), filter, *size, page_token);
+    auto page = list_customers(engine_.store(), filter, page_request->size, page_request->token);
     if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
     reply(call, 200, page.value());
   });

@@ -19,7 +19,6 @@ namespace {
 constexpr char kOrderPath[] = R"(/v1/orders/([A-Za-z0-9._-]{1,64}))";
 constexpr char kItemPath[] = R"(/items/([A-Za-z0-9._-]{1,64}))";
 constexpr size_t kPageDefault = 50;
-constexpr size_t kPageMax = 500;
 
 order::Order view_of(const CommandOutcome& outcome) {
   order::Order view = static_cast<const order::Order&>(*outcome.state);
@@ -219,19 +218,10 @@ void Server::add_order_routes() {
                                              "RETURNED, CANCELLED, FAILED or PARTIAL",
                                              "state", "request.enum"));
     }
-    uint64_t size = kPageDefault;
-    if (call.request.has_param("pageSize") &&
-        !parse_count(call.request.get_param_value("pageSize"), 1, kPageMax, &size)) {
-      return reply_problem(call, bad_request("Expected pageSize between 1 and 500", "pageSize",
-                                             "request.page_size"));
-    }
-    const std::string token = call.request.get_param_value("pageToken");
-    if (!token.empty() && !order::is_order_id(token)) {
-      return reply_problem(call, bad_request("Expected a pageToken this API returned", "pageToken",
-                                             "request.page_token"));
-    }
+    auto page_request = read_page(call, kPageDefault, order::is_order_id);
+    if (!page_request) return;
     if (!wait_for_min_position(call)) return;
-    auto page = list_orders(engine_.store(), filter, size, token);
+    auto page = list_orders(engine_.store(), filter, page_request->size, page_request->token);
     if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
     reply(call, 200, page.value());
   });

@@ -316,6 +316,25 @@ std::optional<CommandOutcome> Server::execute(Call& call, events::CommandEnvelop
   return outcome;
 }
 
+std::optional<Server::Page> Server::read_page(Call& call, size_t fallback,
+                                              bool (*is_token)(std::string_view)) {
+  constexpr uint64_t kPageMax = 500;
+  uint64_t size = fallback;
+  if (call.request.has_param("pageSize") &&
+      !parse_count(call.request.get_param_value("pageSize"), 1, kPageMax, &size)) {
+    reply_problem(
+        call, bad_request("Expected pageSize between 1 and 500", "pageSize", "request.page_size"));
+    return std::nullopt;
+  }
+  Page page{static_cast<size_t>(size), call.request.get_param_value("pageToken")};
+  if (!page.token.empty() && !is_token(page.token)) {
+    reply_problem(call, bad_request("Expected pageToken to be a nextPageToken this API returned",
+                                    "pageToken", "request.page_token"));
+    return std::nullopt;
+  }
+  return page;
+}
+
 bool Server::check_min_position(Call& call, std::optional<events::Position>* out) {
   if (!call.request.has_param("minPosition")) return true;
   auto position = parse_position(call.request.get_param_value("minPosition"));

@@ -86,6 +86,13 @@ class Server {
   // `out`, when given, receives the position (none when the parameter is absent).
   bool check_min_position(Call& call, std::optional<events::Position>* out = nullptr);
   bool parse_body(Call& call, google::protobuf::Message* message);
+  // ?pageSize= (1–500, `fallback` when absent) and ?pageToken= (empty, or one `is_token`
+  // accepts); nullopt and a 400 reply when either is malformed.
+  struct Page {
+    size_t size = 0;
+    std::string token;
+  };
+  std::optional<Page> read_page(Call& call, size_t fallback, bool (*is_token)(std::string_view));
 
   void reply(Call& call, int status, const google::protobuf::Message& body);
   void reply_problem(Call& call, Problem problem);

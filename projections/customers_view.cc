@@ -40,23 +40,13 @@ Status CustomersView::apply(const events::EventEnvelope& envelope, ReadModelWrit
     return Status::corruption("customers view: unknown event type " + envelope.event_type() +
                               " at " + format_position(envelope.position()));
   }
-  customer::Customer view;
-  std::string bytes;
-  auto s = writer.get(customer_key(envelope.stream_id()), &bytes);
-  if (s.is_ok()) {
-    if (!view.ParseFromString(bytes)) return Status::corruption("customers view: unreadable row");
-  } else if (s.code() != StatusCode::kNotFound) {
-    return s;
-  }
-  auto old_keys = view.version() == 0 ? std::vector<std::string>{} : index_keys(view);
-  customer::evolve(view, *event, envelope.stream_version(),
-                   timestamp_to_us(envelope.occurred_at()));
-  auto new_keys = index_keys(view);
-  for (const auto& key : old_keys)
-    if (std::find(new_keys.begin(), new_keys.end(), key) == new_keys.end()) writer.erase(key);
-  for (const auto& key : new_keys) writer.put(key, "");
-  writer.put(customer_key(envelope.stream_id()), view.SerializeAsString());
-  return Status::ok();
+  return fold_row<customer::Customer>(
+      writer, customer_key(envelope.stream_id()), "customers view",
+      [&](customer::Customer& row) {
+        customer::evolve(row, *event, envelope.stream_version(),
+                         timestamp_to_us(envelope.occurred_at()));
+      },
+      index_keys);
 }
 
 Result<customer::CustomerList> list_customers(Store& store, const CustomerFilter& filter,
@@ -73,32 +63,15 @@ Result<customer::CustomerList> list_customers(Store& store, const CustomerFilter
     prefix = customer_index("level", filter.level);
   else if (!filter.stage.empty())
     prefix = customer_index("stage", filter.stage);
-  customer::CustomerList page;
-  Status bad;
-  auto s = scan_rows(
-      store, kCustomerPrefix, prefix, page_token, [&](const std::string&, std::string_view row) {
-        customer::Customer c;
-        if (!c.ParseFromArray(row.data(), static_cast<int>(row.size()))) {
-          bad = Status::corruption("customers view: unreadable row");
-          return false;
-        }
-        if ((!filter.owner_id.empty() && c.owner_id() != filter.owner_id) ||
-            (!filter.team.empty() && c.team() != filter.team) ||
-            (!filter.region.empty() && c.region() != filter.region) ||
-            (!filter.level.empty() && customer::CustomerLevel_Name(c.level()) != filter.level) ||
-            (!filter.stage.empty() && customer::CustomerStage_Name(c.stage()) != filter.stage)) {
-          return true;
-        }
-        if (static_cast<size_t>(page.items_size()) == page_size) {
-          page.set_next_page_token(page.items(page.items_size() - 1).id());
-          return false;
-        }
-        *page.add_items() = std::move(c);
-        return true;
+  return list_rows<customer::CustomerList, customer::Customer>(
+      store, "customers view", kCustomerPrefix, prefix, page_token, page_size,
+      [&](const customer::Customer& c) {
+        return (filter.owner_id.empty() || c.owner_id() == filter.owner_id) &&
+               (filter.team.empty() || c.team() == filter.team) &&
+               (filter.region.empty() || c.region() == filter.region) &&
+               (filter.level.empty() || customer::CustomerLevel_Name(c.level()) == filter.level) &&
+               (filter.stage.empty() || customer::CustomerStage_Name(c.stage()) == filter.stage);
       });
-  if (!bad.is_ok()) return bad;
-  if (!s.is_ok()) return s;
-  return page;
 }
 
 }  // namespace crm

@@ -34,22 +34,13 @@ Status OrdersView::apply(const events::EventEnvelope& envelope, ReadModelWriter&
                               format_position(envelope.position()));
   }
   const std::string id = envelope.stream_id().substr(strlen(order::kStreamPrefix));
-  order::Order view;
-  std::string bytes;
-  auto s = writer.get(kOrderPrefix + id, &bytes);
-  if (s.is_ok()) {
-    if (!view.ParseFromString(bytes)) return Status::corruption("orders view: unreadable row");
-  } else if (s.code() != StatusCode::kNotFound) {
-    return s;
-  }
-  auto old_keys = view.version() == 0 ? std::vector<std::string>{} : index_keys(view);
-  order::evolve(view, *event, envelope.stream_version(), timestamp_to_us(envelope.occurred_at()));
-  auto new_keys = index_keys(view);
-  for (const auto& key : old_keys)
-    if (std::find(new_keys.begin(), new_keys.end(), key) == new_keys.end()) writer.erase(key);
-  for (const auto& key : new_keys) writer.put(key, "");
-  writer.put(kOrderPrefix + id, view.SerializeAsString());
-  return Status::ok();
+  return fold_row<order::Order>(
+      writer, kOrderPrefix + id, "orders view",
+      [&](order::Order& row) {
+        order::evolve(row, *event, envelope.stream_version(),
+                      timestamp_to_us(envelope.occurred_at()));
+      },
+      index_keys);
 }
 
 Result<order::OrderList> list_orders(Store& store, const OrderFilter& filter, size_t page_size,
@@ -62,30 +53,13 @@ Result<order::OrderList> list_orders(Store& store, const OrderFilter& filter, si
   else if (!filter.state.empty())
     prefix = order_index("state", filter.state);
 
-  order::OrderList page;
-  Status bad;
-  auto s = scan_rows(
-      store, kOrderPrefix, prefix, page_token, [&](const std::string&, std::string_view row) {
-        order::Order o;
-        if (!o.ParseFromArray(row.data(), static_cast<int>(row.size()))) {
-          bad = Status::corruption("orders view: unreadable row");
-          return false;
-        }
-        if ((!filter.customer_id.empty() && o.customer_id() != filter.customer_id) ||
-            (!filter.owner_id.empty() && o.owner_id() != filter.owner_id) ||
-            (!filter.state.empty() && order::OrderState_Name(o.state()) != filter.state)) {
-          return true;
-        }
-        if (static_cast<size_t>(page.items_size()) == page_size) {
-          page.set_next_page_token(page.items(page.items_size() - 1).id());
-          return false;
-        }
-        *page.add_items() = std::move(o);
-        return true;
+  return list_rows<order::OrderList, order::Order>(
+      store, "orders view", kOrderPrefix, prefix, page_token, page_size,
+      [&](const order::Order& o) {
+        return (filter.customer_id.empty() || o.customer_id() == filter.customer_id) &&
+               (filter.owner_id.empty() || o.owner_id() == filter.owner_id) &&
+               (filter.state.empty() || order::OrderState_Name(o.state()) == filter.state);
       });
-  if (!bad.is_ok()) return bad;
-  if (!s.is_ok()) return s;
-  return page;
 }
 
 }  // namespace crm

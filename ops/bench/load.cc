@@ -315,11 +315,10 @@ void run_connection(RunContext& context, int connection, httplib::Client& client
       const size_t index = context.next_path.fetch_add(1);
       if (index >= options.paths.size()) {
         ++result.errors;
-        context.first_error.report(seconds_since(schedule.start, Clock::now()), connection,
-                                   sequence,
-                                   "--path-file ran out after " +
-                                       std::to_string(options.paths.size()) +
-                                       " paths; give it more");
+        context.first_error.report(
+            seconds_since(schedule.start, Clock::now()), connection, sequence,
+            "--path-file ran out after " + std::to_string(options.paths.size()) +
+                " paths; give it more");
         break;
       }
       path = &options.paths[index];

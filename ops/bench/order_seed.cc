@@ -125,8 +125,8 @@ int seed(const Options& options) {
       auto c = client(options);
       for (int i = next++; i < options.orders && !failed; i = next++) {
         const std::string& customer = customers[static_cast<size_t>(i) % customers.size()];
-        auto r = c->Post("/v1/orders", R"({"customerId": ")" + customer + R"("})",
-                         "application/json");
+        auto r =
+            c->Post("/v1/orders", R"({"customerId": ")" + customer + R"("})", "application/json");
         if (!expect(r, 201, "create an order")) return void(failed = true);
         const std::string id = string_field(r->body, "id");
         for (const auto& item : kItems) {
@@ -163,8 +163,8 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "-h" || flag == "--help") return std::fputs(crm::bench::kUsage, stdout), 0;
-    if (i + 1 >= argc) return std::fprintf(stderr, "%s needs a value\n%s", flag.c_str(),
-                                           crm::bench::kUsage), 2;
+    if (i + 1 >= argc)
+      return std::fprintf(stderr, "%s needs a value\n%s", flag.c_str(), crm::bench::kUsage), 2;
     const std::string value = argv[++i];
     bool ok = true;
     if (flag == "--target") {
@@ -185,8 +185,9 @@ int main(int argc, char** argv) {
     } else {
       ok = false;
     }
-    if (!ok) return std::fprintf(stderr, "bad %s %s\n%s", flag.c_str(), value.c_str(),
-                                 crm::bench::kUsage), 2;
+    if (!ok)
+      return std::fprintf(stderr, "bad %s %s\n%s", flag.c_str(), value.c_str(), crm::bench::kUsage),
+             2;
   }
   if (options.token.empty() || options.out.empty())
     return std::fputs(crm::bench::kUsage, stderr), 2;

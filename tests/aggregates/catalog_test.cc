@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 
 #include "events/codec.h"
+#include "tests/aggregates/refusals.h"
 
 namespace crm::catalog {
 namespace {
+
+using crm::testing::expect_refused;
 
 using ::testing::Contains;
 using ::testing::HasSubstr;
@@ -65,18 +68,6 @@ class CatalogSpec : public ::testing::Test {
     }
   }
   Decision<Event> when(const Command& command) { return decide(state_, command); }
-
-  // Expects a refusal by `rule` with a violation (or the rejection itself) naming `field`.
-  void expect_refused(const Decision<Event>& d, const std::string& rule, const std::string& field,
-                      Rejection::Kind kind = Rejection::Kind::kInvalid) {
-    ASSERT_TRUE(d.rejection.has_value()) << "expected " << rule;
-    EXPECT_TRUE(d.events.empty());
-    EXPECT_EQ(d.rejection->kind, kind) << d.rejection->message;
-    std::vector<std::pair<std::string, std::string>> found;
-    for (const auto& v : d.rejection->violations) found.emplace_back(v.rule, v.field);
-    if (found.empty()) found.emplace_back(d.rejection->rule, "");
-    EXPECT_THAT(found, Contains(std::make_pair(rule, field))) << d.rejection->message;
-  }
 
   Catalog state_;
   uint64_t version_ = 0;

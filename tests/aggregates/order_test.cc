@@ -13,9 +13,12 @@
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "events/codec.h"
+#include "tests/aggregates/refusals.h"
 
 namespace crm::order {
 namespace {
+
+using crm::testing::expect_refused;
 
 using ::testing::Contains;
 using ::testing::ElementsAre;
@@ -160,16 +163,6 @@ class OrderSpec : public ::testing::Test {
   }
   Receipt receipt() { return price(order_, context()); }
 
-  void expect_refused(const Decision<Event>& d, const std::string& rule, const std::string& field,
-                      Rejection::Kind kind = Rejection::Kind::kInvalid) {
-    ASSERT_TRUE(d.rejection.has_value()) << "expected " << rule;
-    EXPECT_TRUE(d.events.empty());
-    EXPECT_EQ(d.rejection->kind, kind) << d.rejection->message;
-    std::vector<std::pair<std::string, std::string>> found;
-    for (const auto& v : d.rejection->violations) found.emplace_back(v.rule, v.field);
-    if (found.empty()) found.emplace_back(d.rejection->rule, "");
-    EXPECT_THAT(found, Contains(std::make_pair(rule, field))) << d.rejection->message;
-  }
   // The receipt lists a violation of `rule` on `item_id`, and submission is refused by it.
   Violation expect_violation(const std::string& rule, const std::string& item_id) {
     Receipt r = receipt();

@@ -206,9 +206,8 @@ TEST_F(OrdersHttp, FailedItemsEndPartialOrFailed) {
   auto failed = activate(order.id(), "it-1", "FAILED");
   EXPECT_EQ(failed.state(), order::FAILED);
   EXPECT_THAT(get_customer(customer_id_).product_instances(), IsEmpty());
-  expect_problem(post("/v1/orders/" + order.id() + "/items/it-1:activate",
-                      R"({"result": "ACTIVATED"})"),
-                 409);
+  expect_problem(
+      post("/v1/orders/" + order.id() + "/items/it-1:activate", R"({"result": "ACTIVATED"})"), 409);
 
   auto mixed = create_order();
   add_item(mixed.id(), R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})");
@@ -222,10 +221,10 @@ TEST_F(OrdersHttp, FailedItemsEndPartialOrFailed) {
 TEST_F(OrdersHttp, ItemsAreChangedAndRemovedWhileTheOrderIsADraft) {
   auto order = create_order();
   add_item(order.id(), R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})");
-  auto changed = order_of(
-      patch("/v1/orders/" + order.id() + "/items/it-1", R"({"quantity": 3, "effectiveMode":
+  auto changed =
+      order_of(patch("/v1/orders/" + order.id() + "/items/it-1", R"({"quantity": 3, "effectiveMode":
                                                             "NEXT_CYCLE"})"),
-      200);
+               200);
   EXPECT_EQ(changed.items(0).quantity(), 3u);
   EXPECT_EQ(changed.items(0).effective_mode(), catalog::NEXT_CYCLE);
   EXPECT_EQ(changed.items(0).pricing_plan_id(), "std");
@@ -245,8 +244,8 @@ TEST_F(OrdersHttp, ItemsAreChangedAndRemovedWhileTheOrderIsADraft) {
 
 TEST_F(OrdersHttp, BadItemsAreRefusedNamingTheField) {
   auto order = create_order();
-  auto unknown = expect_problem(
-      post("/v1/orders/" + order.id() + "/items", R"({"offerId": "NOPE"})"), 422);
+  auto unknown =
+      expect_problem(post("/v1/orders/" + order.id() + "/items", R"({"offerId": "NOPE"})"), 422);
   EXPECT_THAT(fields_of(unknown), ElementsAre("offerId"));
   auto plan = expect_problem(
       post("/v1/orders/" + order.id() + "/items", R"({"offerId": "PHONE-LINE"})"), 422);
@@ -254,11 +253,10 @@ TEST_F(OrdersHttp, BadItemsAreRefusedNamingTheField) {
   expect_problem(post("/v1/orders/" + order.id() + "/items", R"({"offerId": "PHONE-LINE",
                                                                  "size": 1})"),
                  400);
-  auto manual = expect_problem(
-      post("/v1/orders/" + order.id() + "/items",
-           R"({"offerId": "PHONE-LINE", "pricingPlanId": "std",
+  auto manual = expect_problem(post("/v1/orders/" + order.id() + "/items",
+                                    R"({"offerId": "PHONE-LINE", "pricingPlanId": "std",
                "manualPrice": {"amountMinor": -5, "currency": "CNY"}})"),
-      422);
+                               422);
   EXPECT_THAT(fields_of(manual), ElementsAre("manualPrice.amountMinor"));
 }
 
@@ -300,27 +298,26 @@ TEST_F(OrdersHttp, IdempotencyKeysAndIfMatch) {
   EXPECT_EQ(order_of(again, 201).id(), id);
   EXPECT_EQ(again.header("Idempotent-Replayed"), "true");
 
-  auto item = post("/v1/orders/" + id + "/items",
-                   R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})",
-                   {{"Idempotency-Key", "item-1"}});
-  auto item_again = post("/v1/orders/" + id + "/items",
-                         R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})",
-                         {{"Idempotency-Key", "item-1"}});
+  auto item =
+      post("/v1/orders/" + id + "/items", R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})",
+           {{"Idempotency-Key", "item-1"}});
+  auto item_again =
+      post("/v1/orders/" + id + "/items", R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})",
+           {{"Idempotency-Key", "item-1"}});
   EXPECT_EQ(order_of(item_again, 201).items_size(), 1) << "the item was added once";
   EXPECT_EQ(item_again.header("Location"), item.header("Location"));
 
   expect_problem(post("/v1/orders/" + id + ":submit", "", {{"If-Match", "\"1\""}}), 412);
-  EXPECT_EQ(order_of(post("/v1/orders/" + id + ":submit", "", {{"If-Match", "\"2\""}}), 200)
-                .state(),
-            order::APPROVED);
+  EXPECT_EQ(
+      order_of(post("/v1/orders/" + id + ":submit", "", {{"If-Match", "\"2\""}}), 200).state(),
+      order::APPROVED);
 }
 
 TEST_F(OrdersHttp, ListsByCustomerStateAndOwner) {
   auto draft = create_order();
   auto approved = submitted_order();
   auto other = register_customer(R"({"name": "Beta", "kind": "INDIVIDUAL", "ownerId": "bob"})");
-  auto beta_order = order_of(
-      post("/v1/orders", R"({"customerId": ")" + other.id() + R"("})"), 201);
+  auto beta_order = order_of(post("/v1/orders", R"({"customerId": ")" + other.id() + R"("})"), 201);
 
   EXPECT_THAT(listed("customerId=" + customer_id_),
               ::testing::UnorderedElementsAre(draft.id(), approved.id()));
@@ -343,18 +340,25 @@ TEST_F(OrdersHttp, RolesDecideWhoMayOrderAndWhoMayRecordFulfilment) {
   auto order = submitted_order();
 
   EXPECT_EQ(as(auditor, {"GET", "/v1/orders/" + order.id(), "", kJson, {}}).status, 200);
-  expect_problem(as(auditor, {"POST", "/v1/orders",
-                              R"({"customerId": ")" + customer_id_ + R"("})", kJson, {}}),
+  expect_problem(
+      as(auditor,
+         {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})", kJson, {}}),
+      403);
+  EXPECT_EQ(
+      as(sales, {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})", kJson, {}})
+          .status,
+      201);
+  expect_problem(as(sales, {"POST",
+                            "/v1/orders/" + order.id() + "/items/it-1:activate",
+                            R"({"result": "ACTIVATED"})",
+                            kJson,
+                            {}}),
                  403);
-  EXPECT_EQ(as(sales, {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})",
-                       kJson, {}})
-                .status,
-            201);
-  expect_problem(as(sales, {"POST", "/v1/orders/" + order.id() + "/items/it-1:activate",
-                            R"({"result": "ACTIVATED"})", kJson, {}}),
-                 403);
-  EXPECT_EQ(as(network, {"POST", "/v1/orders/" + order.id() + "/items/it-1:activate",
-                         R"({"result": "ACTIVATED"})", kJson, {}})
+  EXPECT_EQ(as(network, {"POST",
+                         "/v1/orders/" + order.id() + "/items/it-1:activate",
+                         R"({"result": "ACTIVATED"})",
+                         kJson,
+                         {}})
                 .status,
             200);
 }
