@@ -20,6 +20,7 @@ struct Rejection {
     kNotFound,         // the aggregate does not exist (404)
     kConflict,         // the command conflicts with the aggregate's state (409)
     kVersionMismatch,  // If-Match named another version (412)
+    kForbidden,        // the caller may not do this to this aggregate (403)
   };
   Kind kind = Kind::kInvalid;
   std::string rule;

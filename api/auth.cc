@@ -40,6 +40,12 @@ bool allows(const Caller& caller, Access access) {
       return any_of({"clerk", "sales", "manager", "director", "integrator"});
     case Access::kOrderFulfil:
       return any_of({"clerk", "integrator"});
+    case Access::kPolicyRead:
+    case Access::kApprovals:
+    case Access::kDelegate:
+      return !caller.roles.empty();
+    case Access::kPolicyWrite:
+      return any_of({"director"});
   }
   return false;
 }
@@ -81,6 +87,8 @@ void Principals::update(const principal::Principal& p) {
   if (!known.token_hash.empty()) by_token_hash_.erase(known.token_hash);
   known.version = p.version();
   known.token_hash.clear();
+  known.roles.assign(p.roles().begin(), p.roles().end());
+  known.delegation = p.revoked() ? principal::Delegation() : p.delegation();
   if (p.revoked()) return;
   by_token_hash_[p.token_hash()] = Caller{p.id(), {p.roles().begin(), p.roles().end()}, p.team()};
   known.token_hash = p.token_hash();
@@ -89,6 +97,21 @@ void Principals::update(const principal::Principal& p) {
 size_t Principals::size() const {
   std::shared_lock lock(mu_);
   return by_token_hash_.size();
+}
+
+std::vector<Principals::Delegator> Principals::delegators_of(const std::string& delegate_id,
+                                                             int64_t now_us) const {
+  std::vector<Delegator> found;
+  std::shared_lock lock(mu_);
+  for (const auto& [id, known] : by_id_) {
+    const auto& d = known.delegation;
+    if (d.delegate_to() != delegate_id || known.token_hash.empty()) continue;
+    if (now_us < timestamp_to_us(d.from()) || now_us >= timestamp_to_us(d.to())) continue;
+    found.push_back({id, known.roles});
+  }
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.principal_id < b.principal_id; });
+  return found;
 }
 
 std::string Principals::new_token() {

@@ -32,6 +32,10 @@ enum class Access {
   kOrderRead,       // orders, previews, lists: every role
   kOrderWrite,      // create, edit, submit, cancel orders: clerks and sales staff
   kOrderFulfil,     // item activation results from the network side: integrator, clerk
+  kPolicyRead,      // approval policies: every role
+  kPolicyWrite,     // publish approval policies: director
+  kApprovals,       // the inbox and decisions: every role (the order checks the step's role)
+  kDelegate,        // one's own delegation: every role
 };
 
 bool allows(const Caller& caller, Access access);
@@ -49,6 +53,14 @@ class Principals {
   void update(const principal::Principal& principal);
   size_t size() const;
 
+  // Who delegated to `delegate_id` with a window holding `now_us`, and their roles. Only direct
+  // delegations count (they do not chain); revoked principals delegate nothing.
+  struct Delegator {
+    std::string principal_id;
+    std::vector<std::string> roles;
+  };
+  std::vector<Delegator> delegators_of(const std::string& delegate_id, int64_t now_us) const;
+
   // A new bearer token: 256 bits from OpenSSL's CSPRNG, hex, prefixed "crm_".
   static std::string new_token();
   static std::string token_hash(std::string_view token);
@@ -59,6 +71,8 @@ class Principals {
   struct Known {
     std::string token_hash;  // empty when revoked
     uint64_t version = 0;
+    std::vector<std::string> roles;
+    principal::Delegation delegation;  // empty delegate_to: none
   };
   std::unordered_map<std::string, Known> by_id_;
 };

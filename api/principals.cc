@@ -16,6 +16,7 @@ principal::PrincipalView view_of(const principal::Principal& p) {
   view.set_display_name(p.display_name());
   view.set_version(p.version());
   view.set_revoked(p.revoked());
+  if (p.has_delegation()) *view.mutable_delegation() = p.delegation();
   return view;
 }
 
@@ -56,6 +57,29 @@ void Server::add_principal_routes() {
     if (loaded->version == 0) return reply_problem(call, not_found("No principal '" + id + "'"));
     call.response.set_header("ETag", "\"" + std::to_string(loaded->version) + "\"");
     reply(call, 200, view_of(static_cast<const principal::Principal&>(*loaded->state)));
+  });
+
+  // A principal sets their own delegation; an admin sets anyone's.
+  route("PUT", R"(/v1/delegations/([^/]{1,64}))", Access::kDelegate, [this](Call& call) {
+    const std::string id = call.request.matches[1];
+    if (id != call.caller.id && !call.caller.has_role("admin")) {
+      return reply_problem(
+          call,
+          problem_from(Rejection{Rejection::Kind::kForbidden,
+                                 "delegation.not_yours",
+                                 "Expected your own principal id ('" + call.caller.id +
+                                     "') or the admin role to set the delegation of '" + id + "'",
+                                 {}}));
+    }
+    principal::SetDelegation body;
+    if (!parse_body(call, &body)) return;
+    auto command = new_command(call, kPrincipalStream, principal_stream_id(id), id);
+    *command.mutable_set_delegation() = std::move(body);
+    auto outcome = execute(call, std::move(command));
+    if (!outcome) return;
+    const auto& state = static_cast<const principal::Principal&>(*outcome->state);
+    principals_.update(state);
+    reply(call, 200, view_of(state));
   });
 
   route("DELETE", kPrincipalPath, Access::kAdministration, [this](Call& call) {

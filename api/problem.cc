@@ -34,6 +34,9 @@ Problem problem_from(const Rejection& rejection) {
       p = make(412, "version-mismatch", "The resource changed since the version you named",
                rejection.message, rejection.rule);
       break;
+    case Rejection::Kind::kForbidden:
+      p = make(403, "forbidden", "You may not do this", rejection.message, rejection.rule);
+      break;
   }
   for (const auto& v : rejection.violations) {
     auto* e = p.add_errors();

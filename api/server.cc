@@ -125,6 +125,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   add_stream_routes();
   add_catalog_routes();
   add_order_routes();
+  add_approval_routes();
 }
 
 Server::~Server() { stop(); }

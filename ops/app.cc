@@ -8,6 +8,7 @@
 
 #include "events/codec.h"
 #include "ops/logging.h"
+#include "projections/approvals_view.h"
 #include "projections/customers_view.h"
 #include "projections/orders_view.h"
 #include "workflow/aggregate_handler.h"
@@ -44,6 +45,7 @@ std::vector<std::unique_ptr<ReadModel>> all_read_models() {
   std::vector<std::unique_ptr<ReadModel>> models;
   models.push_back(std::make_unique<CustomersView>());
   models.push_back(std::make_unique<OrdersView>());
+  models.push_back(std::make_unique<ApprovalsView>());
   return models;
 }
 
@@ -76,6 +78,7 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   if (!log.is_ok()) return log.status();
   app->log_ = std::move(log.value());
   app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, config.processor);
+  app->engine_->start_timers(config.timer_interval);
   app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
   if (auto s = app->projector_->open(); !s.is_ok()) return s;
   app->projector_->start();

@@ -3,6 +3,7 @@
 // other subcommands, and by the tests (which start it on port 0).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,7 @@ struct AppConfig {
   api::ServerOptions http;
   ProcessorOptions processor;
   bool sync_writes = true;
+  std::chrono::milliseconds timer_interval{1000};  // how often due timers are looked for
 };
 
 class App {

@@ -34,6 +34,17 @@ void ReadModelWriter::erase(const std::string& key) {
   batch_.Delete(store_.family(Store::Family::kReadModels), key).PermitUncheckedError();
 }
 
+Status ReadModelWriter::scan(const std::string& prefix,
+                             const std::function<bool(std::string_view key)>& take) {
+  auto* family = store_.family(Store::Family::kReadModels);
+  std::unique_ptr<rocksdb::Iterator> base(store_.db()->NewIterator(rocksdb::ReadOptions(), family));
+  std::unique_ptr<rocksdb::Iterator> it(batch_.NewIteratorWithBase(family, base.release()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!take(std::string_view(it->key().data(), it->key().size()))) break;
+  }
+  return from_rocksdb(it->status());
+}
+
 std::string index_prefix(const std::string& name, const std::string& value) {
   std::string prefix = name + "/";
   put_u32_be(prefix, static_cast<uint32_t>(value.size()));

@@ -24,6 +24,9 @@ class ReadModelWriter {
   Status get(const std::string& key, std::string* value);
   void put(const std::string& key, const std::string& value);
   void erase(const std::string& key);
+  // Calls `take(key)` for each key with `prefix`, as this batch leaves them, in key order,
+  // until it returns false.
+  Status scan(const std::string& prefix, const std::function<bool(std::string_view key)>& take);
 
  private:
   Store& store_;

@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/event_variant.h"
@@ -96,6 +97,9 @@ class PrincipalHandler final : public AggregateHandler {
       case events::CommandEnvelope::kRevokePrincipal:
         c = command.revoke_principal();
         break;
+      case events::CommandEnvelope::kSetDelegation:
+        c = command.set_delegation();
+        break;
       default:
         return {{}, wrong_command(kPrincipalStream), {}, {}};
     }
@@ -177,11 +181,22 @@ class OrderHandler final : public AggregateHandler {
       case events::CommandEnvelope::kRecordActivation:
         c = command.record_activation();
         break;
+      case events::CommandEnvelope::kDecideApproval:
+        c = command.decide_approval();
+        break;
+      case events::CommandEnvelope::kTimerFired: {
+        order::ApprovalTimedOut timed_out;
+        timed_out.set_approval_id(command.timer_fired().name());
+        c = std::move(timed_out);
+        break;
+      }
       default:
         return {{}, wrong_command(kOrderStream), {}, {}};
     }
     auto catalog = context.catalog();
     if (!catalog.is_ok()) return {{}, std::nullopt, catalog.status(), {}};
+    auto policies = context.policies();
+    if (!policies.is_ok()) return {{}, std::nullopt, policies.status(), {}};
     // The customer decides in this partition (its id is the order's partition key), so its
     // product instances are exactly those of every order decided before this one.
     const std::string customer_id =
@@ -194,6 +209,7 @@ class OrderHandler final : public AggregateHandler {
     }
     order::Context ctx;
     ctx.catalog = catalog->get();
+    ctx.policies = policies->get();
     ctx.customer = static_cast<const customer::Customer*>(customer.get());
     ctx.order_id = command.stream_id().substr(strlen(order::kStreamPrefix));
     ctx.actor_id = command.actor().principal_id();
@@ -223,11 +239,39 @@ class OrderHandler final : public AggregateHandler {
     }
     return out;
   }
+  std::vector<std::pair<int64_t, std::string>> timers(
+      const google::protobuf::Message& state) const override {
+    return order::due_approvals(static_cast<const order::Order&>(state));
+  }
   void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
               uint64_t version, int64_t occurred_at_us) const override {
     auto e = to_variant<order::Event>(event);
     if (!e) std::abort();
     order::evolve(static_cast<order::Order&>(state), *e, version, occurred_at_us);
+  }
+};
+
+class PolicyHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kPolicyStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<approval::ApprovalPolicies>();
+  }
+  bool owns(const std::string& stream_id) const override {
+    return stream_id == approval::kStreamId;
+  }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command, DecideContext&) const override {
+    if (command.body_case() != events::CommandEnvelope::kPublishPolicy)
+      return {{}, wrong_command(kPolicyStream), {}, {}};
+    return to_handler_decision(approval::decide(
+        static_cast<const approval::ApprovalPolicies&>(state), command.publish_policy()));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t occurred_at_us) const override {
+    auto e = to_variant<approval::Event>(event);
+    if (!e) std::abort();
+    approval::evolve(static_cast<approval::ApprovalPolicies&>(state), *e, version, occurred_at_us);
   }
 };
 
@@ -238,6 +282,7 @@ HandlerRegistry::HandlerRegistry() {
   handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
   handlers_.emplace(kCatalogStream, std::make_unique<CatalogHandler>());
   handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>());
+  handlers_.emplace(kPolicyStream, std::make_unique<PolicyHandler>());
 }
 
 const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "aggregates/rejection.h"
+#include "approval.pb.h"
 #include "catalog.pb.h"
 #include "command.pb.h"
 #include "events/status.h"
@@ -33,6 +34,7 @@ class DecideContext {
  public:
   virtual ~DecideContext() = default;
   virtual Result<std::shared_ptr<const catalog::Catalog>> catalog() = 0;
+  virtual Result<std::shared_ptr<const approval::ApprovalPolicies>> policies() = 0;
   // The state of `stream_id` (an empty state when it was never written). Only streams routed to
   // the deciding partition are consistent; others may lag.
   virtual Result<std::shared_ptr<const google::protobuf::Message>> state(
@@ -50,6 +52,12 @@ class AggregateHandler {
   virtual HandlerDecision decide(const google::protobuf::Message& state,
                                  const events::CommandEnvelope& command,
                                  DecideContext& context) const = 0;
+  // The timers `state` waits on: (due time, name). The processor keeps them with the state and
+  // fires each once it is due, as a command with a TimerFired body naming it.
+  virtual std::vector<std::pair<int64_t, std::string>> timers(
+      const google::protobuf::Message&) const {
+    return {};
+  }
   // Folds one event (any message decide() produced, now or in any earlier version).
   virtual void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
                       uint64_t version, int64_t occurred_at_us) const = 0;
@@ -58,7 +66,7 @@ class AggregateHandler {
 // Every aggregate type the engine knows, by stream type.
 class HandlerRegistry {
  public:
-  HandlerRegistry();  // registers customer, principal, catalog and order
+  HandlerRegistry();  // registers customer, principal, catalog, order and approval policies
   const AggregateHandler* find(const std::string& stream_type) const;
   // Registers another type (tests use it to probe the processor); replaces one of that type.
   void add(std::unique_ptr<AggregateHandler> handler);
@@ -73,6 +81,8 @@ inline constexpr char kPrincipalStream[] = "principal";
 inline constexpr char kCatalogStream[] = "catalog";
 // An order's stream is "order:<id>", decided in the partition of its customer.
 inline constexpr char kOrderStream[] = "order";
+// Every approval policy is in one stream, "approval:policies".
+inline constexpr char kPolicyStream[] = "approval";
 
 // Stream ids: a customer's stream is its id; a principal's is "principal:<id>".
 std::string principal_stream_id(const std::string& principal_id);

@@ -1,12 +1,13 @@
 #include "workflow/engine.h"
 
+#include "events/codec.h"
 #include "workflow/router.h"
 
 namespace crm {
 
 Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
                ProcessorOptions options)
-    : log_(log), store_(store), reference_(store, handlers_) {
+    : log_(log), store_(store), clock_(clock), ids_(ids), reference_(store, handlers_) {
   for (uint32_t p = 0; p < log.partition_count(); ++p) {
     processors_.push_back(std::make_unique<PartitionProcessor>(p, log, store, handlers_, reference_,
                                                                clock, ids, options));
@@ -31,7 +32,76 @@ Result<LoadedAggregate> Engine::read(const std::string& stream_type, const std::
   return load_aggregate(store_, *handler, stream_id);
 }
 
+Result<size_t> Engine::fire_due_timers() {
+  const int64_t now_us = clock_.now_us();
+  std::string end = kTimerPrefix;
+  put_u64_be(end, static_cast<uint64_t>(now_us) + 1);
+  struct Due {
+    std::string key;
+    events::Timer timer;
+  };
+  std::vector<Due> due;
+  {
+    rocksdb::ReadOptions options;
+    std::unique_ptr<rocksdb::Iterator> it(
+        store_.db()->NewIterator(options, store_.family(Store::Family::kState)));
+    for (it->Seek(kTimerPrefix); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+      Due d{it->key().ToString(), {}};
+      if (!d.timer.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+        return Status::corruption("unreadable timer");
+      due.push_back(std::move(d));
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status());
+  }
+  std::vector<std::future<CommandOutcome>> outcomes;
+  for (const auto& d : due) {
+    events::CommandEnvelope command;
+    command.set_command_id(ids_.next("cmd_"));
+    command.set_stream_id(d.timer.stream_id());
+    command.set_stream_type(d.timer.stream_type());
+    command.set_partition_key(d.timer.partition_key());
+    command.mutable_actor()->set_principal_id("engine");
+    command.mutable_actor()->set_role("timer");
+    command.set_correlation_id(command.command_id());
+    *command.mutable_issued_at() = timestamp_from_us(now_us);
+    command.set_idempotency_key(to_hex(d.key));
+    command.set_request_hash(sha256(d.key));
+    command.mutable_timer_fired()->set_name(d.timer.name());
+    *command.mutable_timer_fired()->mutable_due_at() = d.timer.due_at();
+    outcomes.push_back(submit(std::move(command)));
+  }
+  size_t fired = 0;
+  rocksdb::WriteBatch forget;
+  for (size_t i = 0; i < due.size(); ++i) {
+    auto outcome = outcomes[i].get();
+    if (!outcome.status.is_ok()) continue;  // not decided: it fires again next time
+    forget.Delete(store_.family(Store::Family::kState), due[i].key).PermitUncheckedError();
+    ++fired;
+  }
+  if (fired > 0) {
+    if (auto s = store_.write(forget); !s.is_ok()) return s;
+  }
+  return fired;
+}
+
+void Engine::start_timers(std::chrono::milliseconds interval) {
+  timers_ = std::thread([this, interval] {
+    std::unique_lock lock(timers_mu_);
+    while (!timers_cv_.wait_for(lock, interval, [&] { return timers_stopping_; })) {
+      lock.unlock();
+      (void)fire_due_timers();  // a failure is retried on the next tick
+      lock.lock();
+    }
+  });
+}
+
 void Engine::shutdown() {
+  {
+    std::lock_guard lock(timers_mu_);
+    timers_stopping_ = true;
+  }
+  timers_cv_.notify_all();
+  if (timers_.joinable()) timers_.join();
   for (auto& processor : processors_) processor->shutdown();
 }
 

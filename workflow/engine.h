@@ -3,8 +3,12 @@
 // straight from the state column family (always as fresh as the last acknowledged command).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "workflow/aggregate_handler.h"
@@ -23,6 +27,13 @@ class Engine {
 
   Result<LoadedAggregate> read(const std::string& stream_type, const std::string& stream_id);
 
+  // Fires every timer due by the clock (an approval step's time limit): each as a command to its
+  // stream, with the timer's key as Idempotency-Key, so that it takes effect once even when a
+  // crash comes between firing and forgetting it. Returns how many fired.
+  Result<size_t> fire_due_timers();
+  // Fires due timers every `interval` on a thread of its own, until shutdown().
+  void start_timers(std::chrono::milliseconds interval);
+
   // Stops taking commands, finishes the queued ones.
   void shutdown();
 
@@ -37,9 +48,15 @@ class Engine {
  private:
   EventLog& log_;
   Store& store_;
+  const Clock& clock_;
+  IdSource& ids_;
   HandlerRegistry handlers_;
   ReferenceData reference_;
   std::vector<std::unique_ptr<PartitionProcessor>> processors_;
+  std::mutex timers_mu_;
+  std::condition_variable timers_cv_;
+  bool timers_stopping_ = false;
+  std::thread timers_;
 };
 
 }  // namespace crm

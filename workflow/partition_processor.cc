@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "events/codec.h"
 #include "workflow/router.h"
@@ -42,6 +43,15 @@ std::shared_ptr<google::protobuf::Message> clone(const google::protobuf::Message
 }
 
 }  // namespace
+
+std::string timer_key(int64_t due_us, const std::string& stream_id, const std::string& name) {
+  std::string key = kTimerPrefix;
+  put_u64_be(key, static_cast<uint64_t>(due_us));
+  key += stream_id;
+  key.push_back('\0');
+  key += name;
+  return key;
+}
 
 Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,
                                        const std::string& stream_id) {
@@ -148,7 +158,11 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
   };
   std::vector<Reply> replies(batch.size());
   std::unordered_map<std::string, LoadedAggregate> working;
-  std::unordered_set<std::string> touched;
+  struct Owner {
+    const AggregateHandler* handler;
+    std::string partition_key;
+  };
+  std::unordered_map<std::string, Owner> touched;  // streams changed by the batch
   std::unordered_map<std::string, size_t> keys_in_batch;
   AppendRequest request;
   request.partition = partition_;
@@ -161,6 +175,9 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         : p_(p), working_(working) {}
     Result<std::shared_ptr<const catalog::Catalog>> catalog() override {
       return p_.reference_.catalog();
+    }
+    Result<std::shared_ptr<const approval::ApprovalPolicies>> policies() override {
+      return p_.reference_.policies();
     }
     Result<std::shared_ptr<const google::protobuf::Message>> state(
         const std::string& stream_type, const std::string& stream_id) override {
@@ -234,7 +251,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       append.events.push_back(std::move(envelope));
     }
     aggregate.state = std::move(next);
-    touched.insert(command.stream_id());
+    touched.insert_or_assign(command.stream_id(), Owner{&handler, command.partition_key()});
     result.stream_index = static_cast<int>(request.streams.size());
     request.streams.push_back(std::move(append));
 
@@ -365,7 +382,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         aggregate.position = stream.events.back().position();
       }
       std::vector<SideWrite> writes;
-      for (const auto& stream_id : touched) {
+      for (const auto& [stream_id, owner] : touched) {
         const auto& aggregate = working.at(stream_id);
         events::AggregateRecord record;
         record.set_stream_id(stream_id);
@@ -374,6 +391,17 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         *record.mutable_position() = aggregate.position;
         record.mutable_state()->PackFrom(*aggregate.state);
         writes.push_back({SideWrite::Table::kState, stream_id, record.SerializeAsString()});
+        // Timers the state waits on, kept with it; one that is already written stays as it is.
+        for (const auto& [due_us, name] : owner.handler->timers(*aggregate.state)) {
+          events::Timer timer;
+          timer.set_stream_id(stream_id);
+          timer.set_stream_type(owner.handler->stream_type());
+          timer.set_partition_key(owner.partition_key);
+          timer.set_name(name);
+          *timer.mutable_due_at() = timestamp_from_us(due_us);
+          writes.push_back({SideWrite::Table::kState, timer_key(due_us, stream_id, name),
+                            timer.SerializeAsString()});
+        }
       }
       for (const auto& reply : replies) {
         if (reply.idempotency_key.empty()) continue;
@@ -408,8 +436,12 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
   }
 
   if (touched.count(catalog::kStreamId)) {
-    reference_.publish_catalog(std::static_pointer_cast<const catalog::Catalog>(
+    reference_.publish(std::static_pointer_cast<const catalog::Catalog>(
         std::shared_ptr<const google::protobuf::Message>(working.at(catalog::kStreamId).state)));
+  }
+  if (touched.count(approval::kStreamId)) {
+    reference_.publish(std::static_pointer_cast<const approval::ApprovalPolicies>(
+        std::shared_ptr<const google::protobuf::Message>(working.at(approval::kStreamId).state)));
   }
   for (auto& [stream_id, aggregate] : working) cache_.put(stream_id, std::move(aggregate));
   for (size_t i = 0; i < batch.size(); ++i) {

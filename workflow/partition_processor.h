@@ -57,6 +57,11 @@ struct LoadedAggregate {
   events::Position position;
 };
 
+// Timers live in the state column family beside the aggregates, ordered by due time:
+// "timer/" u64be(due µs) stream_id "\0" name -> events::Timer. No stream id starts with it.
+inline constexpr char kTimerPrefix[] = "timer/";
+std::string timer_key(int64_t due_us, const std::string& stream_id, const std::string& name);
+
 // Reads an aggregate's stored state (the state column family), or a new empty one.
 Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,
                                        const std::string& stream_id);

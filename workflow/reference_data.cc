@@ -1,27 +1,32 @@
 #include "workflow/reference_data.h"
 
+#include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "workflow/partition_processor.h"
 
 namespace crm {
 
-Result<std::shared_ptr<const catalog::Catalog>> ReferenceData::catalog() {
+const ReferenceData::Source ReferenceData::kCatalog{kCatalogStream, catalog::kStreamId};
+const ReferenceData::Source ReferenceData::kPolicies{kPolicyStream, approval::kStreamId};
+
+template <typename State>
+Result<std::shared_ptr<const State>> ReferenceData::get(std::shared_ptr<const State>& held,
+                                                        const Source& from) {
   {
     std::lock_guard lock(mu_);
-    if (catalog_) return catalog_;
+    if (held) return held;
   }
-  auto loaded = load_aggregate(store_, *handlers_.find(kCatalogStream), catalog::kStreamId);
+  auto loaded = load_aggregate(store_, *handlers_.find(from.stream_type), from.stream_id);
   if (!loaded.is_ok()) return loaded.status();
-  auto state = std::static_pointer_cast<const catalog::Catalog>(
-      std::shared_ptr<const google::protobuf::Message>(loaded->state));
-  publish_catalog(state);
+  put(held, std::static_pointer_cast<const State>(
+                std::shared_ptr<const google::protobuf::Message>(loaded->state)));
   std::lock_guard lock(mu_);
-  return catalog_;
+  return held;
 }
 
-void ReferenceData::publish_catalog(std::shared_ptr<const catalog::Catalog> state) {
-  std::lock_guard lock(mu_);
-  if (!catalog_ || catalog_->version() <= state->version()) catalog_ = std::move(state);
-}
+template Result<std::shared_ptr<const catalog::Catalog>> ReferenceData::get(
+    std::shared_ptr<const catalog::Catalog>&, const Source&);
+template Result<std::shared_ptr<const approval::ApprovalPolicies>> ReferenceData::get(
+    std::shared_ptr<const approval::ApprovalPolicies>&, const Source&);
 
 }  // namespace crm

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/order/rules.h"
@@ -239,6 +240,21 @@ Outcome remove_item(const Order& state, const RemoveItem& c, const Context& cont
   return {{std::move(e)}, std::nullopt};
 }
 
+// Two steps ask for the same approval when role, mode and approvers agree.
+bool same_step(const ApprovalStep& a, const ApprovalStep& b) {
+  return a.role() == b.role() && a.mode() == b.mode() &&
+         std::equal(a.approvers().begin(), a.approvers().end(), b.approvers().begin(),
+                    b.approvers().end());
+}
+
+// Asks `approval` now: it becomes PENDING, with its time limit from now.
+void ask(Approval& approval, int64_t now_us) {
+  approval.set_state(Approval::PENDING);
+  *approval.mutable_asked_at() = timestamp_from_us(now_us);
+  if (auto limit = approval::parse_duration_s(approval.step().time_limit()))
+    *approval.mutable_due_at() = timestamp_from_us(now_us + *limit * 1'000'000);
+}
+
 Outcome submit_order(const Order& state, const Context& context) {
   if (state.version() == 0) return Outcome::refuse(order_not_found(context));
   if (!is_editable(state.state())) return Outcome::refuse(not_editable(state, "be submitted"));
@@ -249,12 +265,252 @@ Outcome submit_order(const Order& state, const Context& context) {
       v.add(violation.field(), violation.rule(), violation.message());
     return Outcome::refuse(std::move(v).to_rejection());
   }
+  std::vector<Event> events;
+  const auto chain = receipt.approval_chain();
   OrderSubmitted submitted;
   *submitted.mutable_receipt() = std::move(receipt);
   submitted.set_submitted_by(context.actor_id);
+  events.emplace_back(std::move(submitted));
+  if (chain.empty()) {
+    OrderApproved approved;
+    approved.set_reason("no approval policy asks for approval of this order");
+    events.emplace_back(std::move(approved));
+    return {std::move(events), std::nullopt};
+  }
+
+  // A step approved in an earlier round with the same tested values is carried over.
+  const TestedValues tested = approval::tested_values(std::get<OrderSubmitted>(events[0]).receipt(),
+                                                      state.kind(), context.customer);
+  const std::string tested_bytes = tested.SerializeAsString();
+  auto approved_before = [&](const ApprovalStep& step) {
+    for (const auto* list : {&state.approvals(), &state.past_approvals()}) {
+      for (const auto& earlier : *list) {
+        if ((earlier.state() == Approval::APPROVED || earlier.state() == Approval::CARRIED) &&
+            same_step(earlier.step(), step) && earlier.tested().SerializeAsString() == tested_bytes)
+          return true;
+      }
+    }
+    return false;
+  };
+  ApprovalRequested requested;
+  const uint32_t round = state.approval_round() + 1;
+  requested.set_round(round);
+  requested.set_policy_versions(
+      context.policies == nullptr ? ""
+                                  : approval::chain_for(*context.policies, tested).policy_versions);
+  *requested.mutable_tested() = tested;
+  requested.set_customer_id(state.customer_id());
+  requested.set_requester(context.actor_id);
+  bool asked = false;
+  for (int i = 0; i < chain.size(); ++i) {
+    Approval* a = requested.add_approvals();
+    a->set_approval_id(context.order_id + "." + std::to_string(round) + "." +
+                       std::to_string(i + 1));
+    *a->mutable_step() = chain[i];
+    a->set_asked_role(chain[i].role());
+    *a->mutable_tested() = tested;
+    if (approved_before(chain[i])) {
+      a->set_state(Approval::CARRIED);
+    } else if (!asked) {
+      ask(*a, context.now_us);
+      asked = true;
+    } else {
+      a->set_state(Approval::WAITING);
+    }
+  }
+  events.emplace_back(std::move(requested));
+  if (!asked) {
+    OrderApproved approved;
+    approved.set_reason("every step was approved before with the same tested values");
+    events.emplace_back(std::move(approved));
+  }
+  return {std::move(events), std::nullopt};
+}
+
+const Approval* find_approval(const Order& order, const std::string& approval_id) {
+  for (const auto& a : order.approvals())
+    if (a.approval_id() == approval_id) return &a;
+  return nullptr;
+}
+
+// Whoever decides on `a`: the role taken and on whose behalf; or why they may not.
+struct Decider {
+  std::string role;
+  std::string on_behalf_of;
+};
+
+std::variant<Decider, Rejection> decider_for(const Order& state, const Approval& a,
+                                             const DecideApproval& c, const Context& context) {
+  auto forbidden = [](std::string rule, std::string message) {
+    return Rejection{Rejection::Kind::kForbidden, std::move(rule), std::move(message), {}};
+  };
+  if (context.actor_id == state.requester()) {
+    return forbidden("approval.own_order",
+                     "Expected someone other than the requester to decide (four eyes): '" +
+                         context.actor_id + "' submitted order '" + state.id() + "'");
+  }
+  auto decided_by = [&](const std::string& principal) {
+    return std::any_of(a.decisions().begin(), a.decisions().end(), [&](const auto& d) {
+      return d.principal_id() == principal || d.on_behalf_of() == principal;
+    });
+  };
+  const auto& delegations = c.delegations();
+  if (a.step().mode() == ApprovalStep::ALL) {
+    const auto& approvers = a.step().approvers();
+    auto is_approver = [&](const std::string& p) {
+      return std::find(approvers.begin(), approvers.end(), p) != approvers.end();
+    };
+    if (is_approver(context.actor_id)) {
+      if (decided_by(context.actor_id)) {
+        return Rejection{Rejection::Kind::kConflict,
+                         "approval.already_decided",
+                         "'" + context.actor_id + "' has already decided on " + a.approval_id(),
+                         {}};
+      }
+      return Decider{a.asked_role(), ""};
+    }
+    for (const auto& d : delegations) {
+      if (is_approver(d.principal_id()) && d.principal_id() != state.requester() &&
+          !decided_by(d.principal_id()))
+        return Decider{a.asked_role(), d.principal_id()};
+    }
+    return forbidden("approval.not_an_approver",
+                     "Expected one of the approvers named by " + a.approval_id() +
+                         " (or their delegate), but '" + context.actor_id + "' is neither");
+  }
+  if (std::find(c.roles().begin(), c.roles().end(), a.asked_role()) != c.roles().end())
+    return Decider{a.asked_role(), ""};
+  for (const auto& d : delegations) {
+    if (d.principal_id() != state.requester() &&
+        std::find(d.roles().begin(), d.roles().end(), a.asked_role()) != d.roles().end())
+      return Decider{a.asked_role(), d.principal_id()};
+  }
+  return forbidden("approval.role", "Expected a principal holding role '" + a.asked_role() +
+                                        "' (or a delegate of one) to decide " + a.approval_id() +
+                                        ", but '" + context.actor_id + "' is neither");
+}
+
+// The step after `approval_id` that waits, to be asked next; null when none.
+const Approval* next_waiting(const Order& order, const std::string& approval_id) {
+  bool after = false;
+  for (const auto& a : order.approvals()) {
+    if (after && a.state() == Approval::WAITING) return &a;
+    if (a.approval_id() == approval_id) after = true;
+  }
+  return nullptr;
+}
+
+// After `approval_id` is done: the next waiting step is asked, or the order is approved.
+void advance(std::vector<Event>& events, const Order& state, const std::string& approval_id,
+             int64_t now_us) {
+  if (const Approval* next = next_waiting(state, approval_id)) {
+    Approval asked = *next;
+    ask(asked, now_us);
+    ApprovalAsked e;
+    e.set_approval_id(asked.approval_id());
+    e.set_role(asked.asked_role());
+    if (asked.has_due_at()) *e.mutable_due_at() = asked.due_at();
+    events.emplace_back(std::move(e));
+    return;
+  }
   OrderApproved approved;
-  approved.set_reason("no approval policy asks for approval of this order");
-  return {{std::move(submitted), std::move(approved)}, std::nullopt};
+  approved.set_reason("every approval step approved");
+  events.emplace_back(std::move(approved));
+}
+
+Outcome decide_approval(const Order& state, const DecideApproval& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  const Approval* a = find_approval(state, c.approval_id());
+  if (a == nullptr) {
+    const bool past =
+        std::any_of(state.past_approvals().begin(), state.past_approvals().end(),
+                    [&](const auto& p) { return p.approval_id() == c.approval_id(); });
+    if (!past)
+      return Outcome::refuse(
+          not_found("approval.not_found", "No approval '" + c.approval_id() + "'"));
+    return Outcome::refuse(conflict(
+        "approval.closed", "Approval '" + c.approval_id() + "' belongs to an earlier submission"));
+  }
+  if (a->state() != Approval::PENDING || state.state() != PENDING_APPROVAL) {
+    return Outcome::refuse(
+        conflict("approval.decided", "Expected approval '" + c.approval_id() +
+                                         "' to be waiting for a decision, but it is " +
+                                         Approval::State_Name(a->state())));
+  }
+  Violations v;
+  if (c.decision() != ApprovalDecision::APPROVE && c.decision() != ApprovalDecision::REJECT &&
+      c.decision() != ApprovalDecision::RETURN)
+    v.add("decision", "approval.decision", "Expected decision APPROVE, REJECT or RETURN");
+  else if (c.decision() != ApprovalDecision::APPROVE && validation::is_blank(c.comment()))
+    v.add("comment", "approval.comment_required",
+          "Expected a comment saying why the order is " +
+              std::string(c.decision() == ApprovalDecision::REJECT ? "rejected" : "returned"));
+  check_length(v, "comment", c.comment(), kReasonLengthMax);
+  if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+  auto who = decider_for(state, *a, c, context);
+  if (auto* refused = std::get_if<Rejection>(&who)) return Outcome::refuse(std::move(*refused));
+  const Decider& decider = std::get<Decider>(who);
+
+  std::vector<Event> events;
+  ApprovalDecided decided;
+  decided.set_approval_id(a->approval_id());
+  auto* d = decided.mutable_decision();
+  d->set_principal_id(context.actor_id);
+  d->set_role(decider.role);
+  d->set_on_behalf_of(decider.on_behalf_of);
+  d->set_decision(c.decision());
+  d->set_comment(c.comment());
+  *d->mutable_decided_at() = timestamp_from_us(context.now_us);
+  bool done = true;
+  if (c.decision() == ApprovalDecision::APPROVE && a->step().mode() == ApprovalStep::ALL) {
+    std::set<std::string> approved;
+    for (const auto& earlier : a->decisions())
+      approved.insert(earlier.on_behalf_of().empty() ? earlier.principal_id()
+                                                     : earlier.on_behalf_of());
+    approved.insert(decider.on_behalf_of.empty() ? context.actor_id : decider.on_behalf_of);
+    done = std::all_of(a->step().approvers().begin(), a->step().approvers().end(),
+                       [&](const auto& p) { return approved.count(p) > 0; });
+  }
+  decided.set_step_done(done);
+  events.emplace_back(std::move(decided));
+  if (c.decision() == ApprovalDecision::REJECT) {
+    OrderRejected rejected;
+    rejected.set_approval_id(a->approval_id());
+    rejected.set_comment(c.comment());
+    events.emplace_back(std::move(rejected));
+  } else if (c.decision() == ApprovalDecision::RETURN) {
+    OrderReturned returned;
+    returned.set_approval_id(a->approval_id());
+    returned.set_comment(c.comment());
+    events.emplace_back(std::move(returned));
+  } else if (done) {
+    advance(events, state, a->approval_id(), context.now_us);
+  }
+  return {std::move(events), std::nullopt};
+}
+
+// A step's time limit passed: escalate once to its escalation role, else reject. A timer that
+// fires late (the step was decided, or escalated since) changes nothing.
+Outcome approval_timed_out(const Order& state, const ApprovalTimedOut& c, const Context& context) {
+  const Approval* a = find_approval(state, c.approval_id());
+  if (a == nullptr || a->state() != Approval::PENDING || state.state() != PENDING_APPROVAL ||
+      !a->has_due_at() || context.now_us < timestamp_to_us(a->due_at()))
+    return {};
+  if (a->step().on_timeout() == ApprovalStep::ESCALATE && a->escalations() == 0) {
+    ApprovalEscalated e;
+    e.set_approval_id(a->approval_id());
+    e.set_from_role(a->asked_role());
+    e.set_to_role(a->step().escalate_to());
+    if (auto limit = approval::parse_duration_s(a->step().time_limit()))
+      *e.mutable_due_at() = timestamp_from_us(context.now_us + *limit * 1'000'000);
+    return {{std::move(e)}, std::nullopt};
+  }
+  OrderRejected rejected;
+  rejected.set_approval_id(a->approval_id());
+  rejected.set_comment("the time limit of approval " + a->approval_id() + " (" +
+                       a->step().time_limit() + ") passed without a decision");
+  rejected.set_timed_out(true);
+  return {{std::move(rejected)}, std::nullopt};
 }
 
 Outcome cancel_order(const Order& state, const CancelOrder& c, const Context& context) {
@@ -347,6 +603,19 @@ Outcome record_activation(const Order& state, const RecordActivation& c, const C
   return {std::move(events), std::nullopt};
 }
 
+Approval* find_approval(Order& order, const std::string& approval_id) {
+  for (auto& a : *order.mutable_approvals())
+    if (a.approval_id() == approval_id) return &a;
+  return nullptr;
+}
+
+// Steps still waiting or pending when the order moves on are closed.
+void close_open_approvals(Order& order, const Approval*) {
+  for (auto& a : *order.mutable_approvals())
+    if (a.state() == Approval::PENDING || a.state() == Approval::WAITING)
+      a.set_state(Approval::CLOSED);
+}
+
 Item* find_item(Order& order, const std::string& item_id) {
   for (auto& item : *order.mutable_items())
     if (item.item_id() == item_id) return &item;
@@ -373,6 +642,8 @@ Decision<Event> decide(const Order& state, const Command& command, const Context
           [&](const SubmitOrder&) { return submit_order(state, context); },
           [&](const CancelOrder& c) { return cancel_order(state, c, context); },
           [&](const RecordActivation& c) { return record_activation(state, c, context); },
+          [&](const DecideApproval& c) { return decide_approval(state, c, context); },
+          [&](const ApprovalTimedOut& c) { return approval_timed_out(state, c, context); },
       },
       command);
 }
@@ -409,6 +680,7 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
                  [&](const OrderSubmitted& e) {
                    *state.mutable_receipt() = e.receipt();
                    state.set_submitted_by(e.submitted_by());
+                   state.set_requester(e.submitted_by());
                    *state.mutable_submitted_at() = now;
                    state.set_state(SUBMITTED);
                    for (const auto& line : e.receipt().lines()) {
@@ -418,8 +690,63 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
                      }
                    }
                  },
-                 [&](const OrderApproved&) { state.set_state(APPROVED); },
+                 [&](const OrderApproved&) {
+                   state.set_state(APPROVED);
+                   close_open_approvals(state, nullptr);
+                 },
+                 [&](const ApprovalRequested& e) {
+                   for (auto& earlier : *state.mutable_approvals())
+                     *state.add_past_approvals() = std::move(earlier);
+                   state.clear_approvals();
+                   *state.mutable_approvals() = e.approvals();
+                   state.set_approval_round(e.round());
+                   state.set_policy_versions(e.policy_versions());
+                   state.set_state(PENDING_APPROVAL);
+                 },
+                 [&](const ApprovalDecided& e) {
+                   Approval* a = find_approval(state, e.approval_id());
+                   if (a == nullptr) return;
+                   *a->add_decisions() = e.decision();
+                   if (!e.step_done()) return;
+                   switch (e.decision().decision()) {
+                     case ApprovalDecision::APPROVE:
+                       a->set_state(Approval::APPROVED);
+                       break;
+                     case ApprovalDecision::REJECT:
+                       a->set_state(Approval::REJECTED);
+                       break;
+                     default:
+                       a->set_state(Approval::RETURNED);
+                   }
+                 },
+                 [&](const ApprovalAsked& e) {
+                   Approval* a = find_approval(state, e.approval_id());
+                   if (a == nullptr) return;
+                   a->set_state(Approval::PENDING);
+                   a->set_asked_role(e.role());
+                   *a->mutable_asked_at() = now;
+                   if (e.has_due_at()) *a->mutable_due_at() = e.due_at();
+                 },
+                 [&](const ApprovalEscalated& e) {
+                   Approval* a = find_approval(state, e.approval_id());
+                   if (a == nullptr) return;
+                   a->set_asked_role(e.to_role());
+                   a->set_escalations(a->escalations() + 1);
+                   if (e.has_due_at()) *a->mutable_due_at() = e.due_at();
+                 },
+                 [&](const OrderRejected& e) {
+                   Approval* a = find_approval(state, e.approval_id());
+                   if (a != nullptr && e.timed_out()) a->set_state(Approval::REJECTED);
+                   close_open_approvals(state, nullptr);
+                   state.set_state(REJECTED);
+                   *state.mutable_closed_at() = now;
+                 },
+                 [&](const OrderReturned&) {
+                   close_open_approvals(state, nullptr);
+                   state.set_state(RETURNED);
+                 },
                  [&](const OrderCancelled& e) {
+                   close_open_approvals(state, nullptr);
                    state.set_state(CANCELLED);
                    state.set_cancel_reason(e.reason());
                    *state.mutable_closed_at() = now;
@@ -449,6 +776,32 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
              event);
   state.set_version(static_cast<uint32_t>(version));
   *state.mutable_updated_at() = now;
+}
+
+std::string order_of_approval(std::string_view approval_id) {
+  // "<orderId>.<round>.<step>": the order id is all before the last two dots.
+  const size_t step_dot = approval_id.rfind('.');
+  if (step_dot == std::string_view::npos || step_dot == 0) return "";
+  const size_t round_dot = approval_id.rfind('.', step_dot - 1);
+  if (round_dot == std::string_view::npos || round_dot == 0) return "";
+  auto digits = [](std::string_view t) {
+    return !t.empty() &&
+           std::all_of(t.begin(), t.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(approval_id.substr(round_dot + 1, step_dot - round_dot - 1)) ||
+      !digits(approval_id.substr(step_dot + 1)))
+    return "";
+  std::string order_id(approval_id.substr(0, round_dot));
+  return is_order_id(order_id) ? order_id : "";
+}
+
+std::vector<std::pair<int64_t, std::string>> due_approvals(const Order& order) {
+  std::vector<std::pair<int64_t, std::string>> due;
+  if (order.state() != PENDING_APPROVAL) return due;
+  for (const auto& a : order.approvals())
+    if (a.state() == Approval::PENDING && a.has_due_at())
+      due.emplace_back(timestamp_to_us(a.due_at()), a.approval_id());
+  return due;
 }
 
 std::optional<customer::ProductChange> product_change(const Order& order,

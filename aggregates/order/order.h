@@ -12,8 +12,10 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "aggregates/rejection.h"
+#include "approval.pb.h"
 #include "catalog.pb.h"
 #include "customer.pb.h"
 #include "order.pb.h"
@@ -21,10 +23,11 @@
 namespace crm::order {
 
 using Command = std::variant<CreateOrder, AddItem, ChangeItem, RemoveItem, SubmitOrder, CancelOrder,
-                             RecordActivation>;
-using Event =
-    std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted, OrderApproved,
-                 OrderCancelled, ItemActivated, ItemActivationFailed, OrderClosed>;
+                             RecordActivation, DecideApproval, ApprovalTimedOut>;
+using Event = std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted,
+                           OrderApproved, OrderCancelled, ItemActivated, ItemActivationFailed,
+                           OrderClosed, ApprovalRequested, ApprovalDecided, ApprovalAsked,
+                           ApprovalEscalated, OrderRejected, OrderReturned>;
 
 inline constexpr char kStreamPrefix[] = "order:";
 inline constexpr size_t kItemsMax = 200;
@@ -34,9 +37,10 @@ inline constexpr uint32_t kQuantityMax = 10000;
 struct Context {
   const catalog::Catalog* catalog = nullptr;     // the catalog in force; never null
   const customer::Customer* customer = nullptr;  // the order's customer; null or version 0: none
-  std::string order_id;                          // the id of the order's stream
-  std::string actor_id;                          // the principal issuing the command
-  int64_t now_us = 0;                            // the command's time
+  const approval::ApprovalPolicies* policies = nullptr;  // null: no approval is ever asked
+  std::string order_id;                                  // the id of the order's stream
+  std::string actor_id;                                  // the principal issuing the command
+  int64_t now_us = 0;                                    // the command's time
 };
 
 // "ord_" ids the API generates and any other 1–64 of [A-Za-z0-9._-].
@@ -59,6 +63,12 @@ Receipt price(const Order& order, const Context& context);
 // changes its plan, REMOVE ends it. Deterministic, so replays give the same change.
 std::optional<customer::ProductChange> product_change(const Order& order,
                                                       const ItemActivated& activated);
+
+// The order's id within an approval id ("<orderId>.<round>.<step>"); empty when malformed.
+std::string order_of_approval(std::string_view approval_id);
+
+// The approval steps waiting on a time limit: (due time, approval id).
+std::vector<std::pair<int64_t, std::string>> due_approvals(const Order& order);
 
 // Rounds num / den half to even (banker's rounding); num >= 0, den > 0.
 int64_t divide_half_even(__int128 num, int64_t den);

@@ -18,6 +18,7 @@
 #include <map>
 #include <set>
 
+#include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/order/order.h"
@@ -197,6 +198,11 @@ Receipt price(const Order& order, const Context& context) {
 
   for (auto& violation : rules.take_violations()) *receipt.add_violations() = std::move(violation);
   receipt.set_submittable(receipt.violations().empty());
+  if (context.policies != nullptr && receipt.submittable()) {
+    auto chain = approval::chain_for(
+        *context.policies, approval::tested_values(receipt, order.kind(), context.customer));
+    for (auto& step : chain.steps) *receipt.add_approval_chain() = std::move(step);
+  }
   return receipt;
 }
 

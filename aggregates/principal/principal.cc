@@ -5,6 +5,7 @@
 #include <set>
 
 #include "aggregates/validation.h"
+#include "events/codec.h"
 
 namespace crm::principal {
 namespace {
@@ -64,6 +65,37 @@ Decision<Event> decide(const Principal& state, const std::string& principal_id,
          "Expected principal '" + principal_id + "' to exist, but there is no such principal",
          {}});
   }
+  if (const auto* delegate = std::get_if<SetDelegation>(&command)) {
+    Violations v;
+    if (!delegate->delegate_to().empty() && !validation::is_identifier(delegate->delegate_to()))
+      v.add("delegateTo", "delegation.delegate_format",
+            "Expected delegateTo as a principal id, but got '" + delegate->delegate_to() + "'");
+    if (delegate->delegate_to() == principal_id)
+      v.add("delegateTo", "delegation.self", "Expected a delegate other than the principal itself");
+    if (!delegate->delegate_to().empty() && (!delegate->has_from() || !delegate->has_to())) {
+      v.add(delegate->has_from() ? "to" : "from", "delegation.window_required",
+            "Expected a delegation window: from and to");
+    } else if (delegate->has_from() && delegate->has_to() &&
+               timestamp_to_us(delegate->to()) <= timestamp_to_us(delegate->from())) {
+      v.add("to", "delegation.window", "Expected `to` after `from`");
+    }
+    if (!v.empty()) return Decision<Event>::refuse(std::move(v).to_rejection());
+    if (state.revoked()) {
+      return Decision<Event>::refuse({Rejection::Kind::kConflict,
+                                      "principal.revoked",
+                                      "Principal '" + principal_id + "' is revoked",
+                                      {}});
+    }
+    DelegationSet e;
+    auto* d = e.mutable_delegation();
+    d->set_delegate_to(delegate->delegate_to());
+    if (!delegate->delegate_to().empty()) {
+      *d->mutable_from() = delegate->from();
+      *d->mutable_to() = delegate->to();
+    }
+    if (e.delegation().SerializeAsString() == state.delegation().SerializeAsString()) return {};
+    return {{std::move(e)}, std::nullopt};
+  }
   if (state.revoked()) return {};  // already revoked: nothing to change
   PrincipalRevoked e;
   e.set_principal_id(principal_id);
@@ -81,6 +113,11 @@ void evolve(Principal& state, const Event& event, uint64_t version) {
   } else if (const auto* r = std::get_if<PrincipalRevoked>(&event)) {
     state.set_id(r->principal_id());
     state.set_revoked(true);
+  } else if (const auto* d = std::get_if<DelegationSet>(&event)) {
+    if (d->delegation().delegate_to().empty())
+      state.clear_delegation();
+    else
+      *state.mutable_delegation() = d->delegation();
   }
   state.set_version(version);
 }

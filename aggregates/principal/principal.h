@@ -11,8 +11,8 @@
 
 namespace crm::principal {
 
-using Command = std::variant<crm::events::UpsertPrincipal, RevokePrincipal>;
-using Event = std::variant<PrincipalUpserted, PrincipalRevoked>;
+using Command = std::variant<crm::events::UpsertPrincipal, RevokePrincipal, SetDelegation>;
+using Event = std::variant<PrincipalUpserted, PrincipalRevoked, DelegationSet>;
 
 Decision<Event> decide(const Principal& state, const std::string& principal_id,
                        const Command& command);
