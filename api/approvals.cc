@@ -30,9 +30,9 @@ std::optional<approval::ApprovalPolicy> policy_view(const approval::ApprovalPoli
 }
 
 bool is_page_token(std::string_view text) {
-  return !text.empty() && text.size() <= 400 &&
-         std::all_of(text.begin(), text.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return !text.empty() && text.size() <= 400 && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  });
 }
 
 }  // namespace
@@ -52,16 +52,15 @@ void Server::add_approval_routes() {
     approval::ApprovalPolicy body;
     if (!parse_body(call, &body)) return;
     if (!body.policy_id().empty() && body.policy_id() != id) {
-      return reply_problem(call, bad_request("Expected policyId to be absent or '" + id +
-                                                 "' as in the path, but got '" +
-                                                 body.policy_id() + "'",
-                                             "policyId", "policy.id_mismatch"));
+      return reply_problem(call,
+                           bad_request("Expected policyId to be absent or '" + id +
+                                           "' as in the path, but got '" + body.policy_id() + "'",
+                                       "policyId", "policy.id_mismatch"));
     }
     body.set_policy_id(id);
     std::optional<uint64_t> expected;
     if (!read_if_match(call, &expected)) return;
-    auto command =
-        new_command(call, kPolicyStream, approval::kStreamId, approval::kStreamId);
+    auto command = new_command(call, kPolicyStream, approval::kStreamId, approval::kStreamId);
     auto* publish = command.mutable_publish_policy();
     if (expected) publish->set_expected_policy_version(static_cast<uint32_t>(*expected));
     *publish->mutable_policy() = std::move(body);
@@ -89,10 +88,10 @@ void Server::add_approval_routes() {
     auto state = load_policies(call);
     if (!state) return;
     auto view = policy_view(*state, id, static_cast<uint32_t>(version));
-    if (!view) return reply_problem(call, not_found("No policy '" + id + "'" +
-                                                    (version ? " at version " +
-                                                                   std::to_string(version)
-                                                             : "")));
+    if (!view)
+      return reply_problem(call,
+                           not_found("No policy '" + id + "'" +
+                                     (version ? " at version " + std::to_string(version) : "")));
     call.response.set_header("ETag", "\"" + std::to_string(view->version()) + "\"");
     reply(call, 200, *view);
   });
@@ -118,8 +117,7 @@ void Server::add_approval_routes() {
   // The caller's inbox: steps asked of the caller's roles or naming the caller, and those of
   // whoever delegated to the caller (in the delegation's window), oldest first.
   route("GET", "/v1/approvals", Access::kApprovals, [this](Call& call) {
-    static const std::set<std::string> kKnown = {"state", "pageSize", "pageToken",
-                                                 "minPosition"};
+    static const std::set<std::string> kKnown = {"state", "pageSize", "pageToken", "minPosition"};
     for (const auto& [name, value] : call.request.params) {
       if (!kKnown.count(name))
         return reply_problem(call, bad_request("Unknown query parameter '" + name +
@@ -145,8 +143,8 @@ void Server::add_approval_routes() {
     }
     std::sort(roles.begin(), roles.end());
     roles.erase(std::unique(roles.begin(), roles.end()), roles.end());
-    auto inbox = list_inbox(engine_.store(), call.caller.id, roles, principals,
-                            page_request->size, page_request->token, now_us);
+    auto inbox = list_inbox(engine_.store(), call.caller.id, roles, principals, page_request->size,
+                            page_request->token, now_us);
     if (!inbox.is_ok()) return reply_problem(call, problem_from(inbox.status()));
     reply(call, 200, inbox.value());
   });
@@ -181,8 +179,8 @@ void Server::add_approval_routes() {
             delegation->set_principal_id(d.principal_id);
             for (const auto& role : d.roles) delegation->add_roles(role);
           }
-          auto command = new_command(call, kOrderStream, order::stream_id(order_id),
-                                     current.customer_id());
+          auto command =
+              new_command(call, kOrderStream, order::stream_id(order_id), current.customer_id());
           *command.mutable_decide_approval() = std::move(body);
           auto outcome = execute(call, std::move(command));
           if (!outcome) return;

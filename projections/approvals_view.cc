@@ -149,8 +149,8 @@ Result<approval::Inbox> list_inbox(Store& store, const std::string& principal_id
   // Every pending approval the caller may see, by (asked at, id): the token is the last one's.
   std::map<std::string, std::string> found;
   for (const auto& prefix : prefixes) {
-    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(
-        rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       std::string rest = it->key().ToString().substr(prefix.size());
       if (rest.size() <= 8) continue;

@@ -52,8 +52,7 @@ void check_step(Violations& v, const std::string& field, ApprovalStep& step) {
   if (!ApprovalStep::OnTimeout_IsValid(step.on_timeout()))
     v.add(field + ".onTimeout", "policy.on_timeout", "Expected onTimeout ESCALATE or REJECT");
   if (step.on_timeout() == ApprovalStep::ON_TIMEOUT_UNSPECIFIED) {
-    step.set_on_timeout(step.escalate_to().empty() ? ApprovalStep::REJECT
-                                                   : ApprovalStep::ESCALATE);
+    step.set_on_timeout(step.escalate_to().empty() ? ApprovalStep::REJECT : ApprovalStep::ESCALATE);
   }
   if (step.on_timeout() == ApprovalStep::ESCALATE && !validation::is_identifier(step.escalate_to()))
     v.add(field + ".escalateTo", "policy.escalate_to",
@@ -73,8 +72,7 @@ Outcome publish(const ApprovalPolicies& state, const PublishPolicy& c) {
     v.add("policyId", "policy.id_format", "Expected a policy id of 1–64 letters, digits or . _ -");
   if (policy.version() != 0 || policy.has_published_at() || !policy.position().empty())
     v.add("version", "policy.read_only", "Expected version, publishedAt and position left out");
-  if (policy.rules().empty())
-    v.add("rules", "policy.rules_required", "Expected at least one rule");
+  if (policy.rules().empty()) v.add("rules", "policy.rules_required", "Expected at least one rule");
   if (static_cast<size_t>(policy.rules_size()) > kRulesMax)
     v.add("rules", "policy.rules_max", "Expected at most " + std::to_string(kRulesMax) + " rules");
   std::set<std::string> names;
@@ -84,8 +82,8 @@ Outcome publish(const ApprovalPolicies& state, const PublishPolicy& c) {
     if (validation::is_blank(rule.name()))
       v.add(field + ".name", "policy.rule_name", "Expected a rule name");
     else if (!names.insert(rule.name()).second)
-      v.add(field + ".name", "policy.rule_name", "Expected unique rule names: '" + rule.name() +
-                                                     "' repeats");
+      v.add(field + ".name", "policy.rule_name",
+            "Expected unique rule names: '" + rule.name() + "' repeats");
     const Condition& when = rule.when();
     if (when.min_discount_percent() > 100)
       v.add(field + ".when.minDiscountPercent", "policy.min_discount_percent",
@@ -107,15 +105,18 @@ Outcome publish(const ApprovalPolicies& state, const PublishPolicy& c) {
   const PolicyHistory* history = find_policy(state, policy.policy_id());
   const uint32_t latest = history == nullptr ? 0 : history->versions_size();
   if (c.has_expected_policy_version() && c.expected_policy_version() != latest) {
-    return Outcome::refuse({Rejection::Kind::kVersionMismatch, "policy.version_mismatch",
+    return Outcome::refuse({Rejection::Kind::kVersionMismatch,
+                            "policy.version_mismatch",
                             "Expected policy '" + policy.policy_id() + "' at version " +
                                 std::to_string(c.expected_policy_version()) + ", but it is at " +
                                 std::to_string(latest),
                             {}});
   }
   if (history == nullptr && static_cast<size_t>(state.policies_size()) >= kPoliciesMax) {
-    return Outcome::refuse({Rejection::Kind::kConflict, "policy.policies_max",
-                            "Expected at most " + std::to_string(kPoliciesMax) + " policies", {}});
+    return Outcome::refuse({Rejection::Kind::kConflict,
+                            "policy.policies_max",
+                            "Expected at most " + std::to_string(kPoliciesMax) + " policies",
+                            {}});
   }
   if (history != nullptr) {
     ApprovalPolicy last = history->versions(history->versions_size() - 1);
@@ -164,8 +165,7 @@ Decision<Event> decide(const ApprovalPolicies& state, const Command& command) {
   return publish(state, std::get<PublishPolicy>(command));
 }
 
-void evolve(ApprovalPolicies& state, const Event& event, uint64_t version,
-            int64_t occurred_at_us) {
+void evolve(ApprovalPolicies& state, const Event& event, uint64_t version, int64_t occurred_at_us) {
   const auto& e = std::get<PolicyPublished>(event);
   PolicyHistory* history = nullptr;
   for (auto& h : *state.mutable_policies())
@@ -199,11 +199,16 @@ std::optional<int64_t> parse_duration_s(std::string_view text) {
     } else {
       if (number < 0) return std::nullopt;
       int64_t unit = 0;
-      if (!in_time && c == 'D') unit = 86400;
-      else if (in_time && c == 'H') unit = 3600;
-      else if (in_time && c == 'M') unit = 60;
-      else if (in_time && c == 'S') unit = 1;
-      else return std::nullopt;
+      if (!in_time && c == 'D')
+        unit = 86400;
+      else if (in_time && c == 'H')
+        unit = 3600;
+      else if (in_time && c == 'M')
+        unit = 60;
+      else if (in_time && c == 'S')
+        unit = 1;
+      else
+        return std::nullopt;
       total += number * unit;
       number = -1;
       any = true;
