@@ -142,7 +142,7 @@ class ApiTest : public ::testing::Test {
 
   // Starts the engine on this test's data directory; restart() stops it and starts it again.
   void start() {
-    served_ = std::make_unique<testing::ServedApp>(dir_.path());
+    served_ = std::make_unique<testing::ServedApp>(dir_.path(), app_config(), clock());
     ASSERT_GT(served_->port(), 0);
     admin_ = served_->client();
   }
@@ -151,6 +151,9 @@ class ApiTest : public ::testing::Test {
     served_.reset();
     start();
   }
+  // What a test suite may change: the engine's configuration and its clock (null: the system's).
+  virtual AppConfig app_config() { return {}; }
+  virtual const Clock* clock() { return nullptr; }
   testing::ServedApp& served() { return *served_; }
   const std::string& data_dir() const { return dir_.path(); }
 
@@ -171,6 +174,18 @@ class ApiTest : public ::testing::Test {
     return call({"PUT", path, json, kJson, std::move(headers)});
   }
   Reply del(const std::string& path) { return call({"DELETE", path, "", kJson, {}}); }
+
+  // A principal with `roles` (a JSON list body, e.g. R"("clerk", "manager")"); its token.
+  std::string token_with_roles(const std::string& id, const std::string& roles) {
+    auto reply = put("/v1/principals/" + id, R"({"roles": [)" + roles + "]}");
+    EXPECT_EQ(reply.status, 201) << reply.body;
+    return parse_json<principal::PrincipalView>(reply.body).token();
+  }
+  // Sends `request` with `token`.
+  Reply as(const std::string& token, const Request& request) {
+    auto client = client_with(token);
+    return call(request, client.get());
+  }
 
   // A client that sends `token`, or no Authorization at all when it is empty.
   std::unique_ptr<httplib::Client> client_with(const std::string& token) const {

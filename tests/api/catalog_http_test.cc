@@ -48,17 +48,6 @@ class CatalogHttp : public ApiTest {
     for (const auto& o : list.items()) ids.push_back(o.offer_id());
     return ids;
   }
-
-  Reply as(const std::string& token, const Request& request) {
-    auto client = client_with(token);
-    return call(request, client.get());
-  }
-
-  std::string token_with_roles(const std::string& id, const std::string& roles) {
-    auto reply = put("/v1/principals/" + id, R"({"roles": [)" + roles + "]}");
-    EXPECT_EQ(reply.status, 201) << reply.body;
-    return parse_json<principal::PrincipalView>(reply.body).token();
-  }
 };
 
 TEST_F(CatalogHttp, PublishAnswers201WithVersionEtagLocationAndTheWholeOffer) {

@@ -91,16 +91,6 @@ class OrdersHttp : public ApiTest {
     for (const auto& o : list.items()) ids.push_back(o.id());
     return ids;
   }
-  std::string token_with_roles(const std::string& id, const std::string& roles) {
-    auto reply = put("/v1/principals/" + id, R"({"roles": [)" + roles + "]}");
-    EXPECT_EQ(reply.status, 201) << reply.body;
-    return parse_json<principal::PrincipalView>(reply.body).token();
-  }
-  Reply as(const std::string& token, const Request& request) {
-    auto client = client_with(token);
-    return call(request, client.get());
-  }
-
   std::string customer_id_;
   std::string last_position_;
 };
