@@ -11,6 +11,7 @@
 #include "approval.pb.h"
 #include "events/codec.h"
 #include "projections/approvals_view.h"
+#include "projections/notifications_view.h"
 #include "workflow/aggregate_handler.h"
 
 namespace crm::api {
@@ -147,6 +148,25 @@ void Server::add_approval_routes() {
                             page_request->token, now_us);
     if (!inbox.is_ok()) return reply_problem(call, problem_from(inbox.status()));
     reply(call, 200, inbox.value());
+  });
+
+  // The caller's notification records: decisions on the orders it submitted, and escalations
+  // away from its roles; newest first.
+  route("GET", "/v1/notifications", Access::kApprovals, [this](Call& call) {
+    for (const auto& [name, value] : call.request.params) {
+      if (name != "pageSize" && name != "minPosition")
+        return reply_problem(call, bad_request("Unknown query parameter '" + name +
+                                                   "'; expected pageSize or minPosition",
+                                               name, "request.unknown_parameter"));
+    }
+    auto page_request = read_page(call, kPageDefault, is_page_token);
+    if (!page_request) return;
+    if (!wait_for_min_position(call)) return;
+    std::vector<std::string> recipients = {call.caller.id};
+    for (const auto& role : call.caller.roles) recipients.push_back("role:" + role);
+    auto list = list_notifications(engine_.store(), recipients, page_request->size);
+    if (!list.is_ok()) return reply_problem(call, problem_from(list.status()));
+    reply(call, 200, list.value());
   });
 
   route("POST", R"(/v1/approvals/([A-Za-z0-9._-]{1,80}):decide)", Access::kApprovals,

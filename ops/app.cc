@@ -10,6 +10,7 @@
 #include "ops/logging.h"
 #include "projections/approvals_view.h"
 #include "projections/customers_view.h"
+#include "projections/notifications_view.h"
 #include "projections/orders_view.h"
 #include "workflow/aggregate_handler.h"
 
@@ -46,6 +47,7 @@ std::vector<std::unique_ptr<ReadModel>> all_read_models() {
   models.push_back(std::make_unique<CustomersView>());
   models.push_back(std::make_unique<OrdersView>());
   models.push_back(std::make_unique<ApprovalsView>());
+  models.push_back(std::make_unique<NotificationsView>());
   return models;
 }
 

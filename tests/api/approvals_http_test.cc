@@ -53,12 +53,15 @@ class ApprovalsHttp : public ApiTest {
 
   // An order of one discounted line, submitted by `token`: waiting for a manager.
   order::Order submitted(const std::string& token) {
-    auto created = as(token, {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})",
-                              kJson, {}});
+    auto created = as(
+        token, {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})", kJson, {}});
     EXPECT_EQ(created.status, 201) << created.body;
     const auto id = parse_json<order::Order>(created.body).id();
-    auto item = as(token, {"POST", "/v1/orders/" + id + "/items",
-                           R"({"offerId": "LINE", "discountPackageIds": ["promo"]})", kJson, {}});
+    auto item = as(token, {"POST",
+                           "/v1/orders/" + id + "/items",
+                           R"({"offerId": "LINE", "discountPackageIds": ["promo"]})",
+                           kJson,
+                           {}});
     EXPECT_EQ(item.status, 201) << item.body;
     auto reply = as(token, {"POST", "/v1/orders/" + id + ":submit", "", kJson, {}});
     EXPECT_EQ(reply.status, 200) << reply.body;
@@ -67,17 +70,19 @@ class ApprovalsHttp : public ApiTest {
     return order;
   }
   approval::Inbox inbox(const std::string& token) {
-    auto reply = as(token, {"GET", "/v1/approvals?state=PENDING&minPosition=" + last_position_, "",
-                            kJson, {}});
+    auto reply = as(
+        token, {"GET", "/v1/approvals?state=PENDING&minPosition=" + last_position_, "", kJson, {}});
     EXPECT_EQ(reply.status, 200) << reply.body;
     return parse_json<approval::Inbox>(reply.body);
   }
   Reply decide(const std::string& token, const std::string& approval_id,
                const std::string& decision, const std::string& comment = "") {
-    auto reply = as(token, {"POST", "/v1/approvals/" + approval_id + ":decide",
-                            R"({"decision": ")" + decision + R"(", "comment": ")" + comment +
-                                R"("})",
-                            kJson, {}});
+    auto reply =
+        as(token, {"POST",
+                   "/v1/approvals/" + approval_id + ":decide",
+                   R"({"decision": ")" + decision + R"(", "comment": ")" + comment + R"("})",
+                   kJson,
+                   {}});
     if (reply.status == 200) last_position_ = parse_json<order::Order>(reply.body).position();
     return reply;
   }
@@ -115,9 +120,18 @@ TEST_F(ApprovalsHttp, AnApproverSeesTheInboxDecidesAndTheOrderMoves) {
   EXPECT_THAT(ids(inbox(manager_)), IsEmpty());
   expect_problem(decide(manager_, approval_id, "APPROVE"), 409);
 
+  // The requester is told (审批结果反馈).
+  auto told = as(clerk_, {"GET", "/v1/notifications?minPosition=" + last_position_, "", kJson, {}});
+  ASSERT_EQ(told.status, 200) << told.body;
+  auto notes = parse_json<approval::NotificationList>(told.body);
+  ASSERT_EQ(notes.items_size(), 2);
+  EXPECT_EQ(notes.items(0).message(), "Order " + order.id() + " is approved");
+  EXPECT_EQ(notes.items(1).message(),
+            "mia approved approval " + approval_id + " of order " + order.id() + ": ok");
+  EXPECT_EQ(notes.items(1).recipient(), "carl");
+
   // An auditor reads from the history which policy version asked and who decided.
-  auto history =
-      parse_json<api::HistoryPage>(get("/v1/orders/" + order.id() + "/history").body);
+  auto history = parse_json<api::HistoryPage>(get("/v1/orders/" + order.id() + "/history").body);
   std::vector<api::HistoryItem> events(history.items().begin(), history.items().end());
   EXPECT_THAT(types_of(events), Contains("ApprovalRequested"));
   EXPECT_THAT(types_of(events), Contains("ApprovalDecided"));
@@ -155,13 +169,12 @@ TEST_F(ApprovalsHttp, RejectAndReturnNeedAComment) {
 TEST_F(ApprovalsHttp, ADelegateDecidesWithinTheWindowOnly) {
   auto order = submitted(clerk_);
   const auto bob = token_with_roles("bob", R"("sales")");
-  const std::string window = R"({"delegateTo": "bob", "from": ")" +
-                             google::protobuf::util::TimeUtil::ToString(
-                                 timestamp_from_us(kStartUs + kHourUs)) +
-                             R"(", "to": ")" +
-                             google::protobuf::util::TimeUtil::ToString(
-                                 timestamp_from_us(kStartUs + 3 * kHourUs)) +
-                             R"("})";
+  const std::string window =
+      R"({"delegateTo": "bob", "from": ")" +
+      google::protobuf::util::TimeUtil::ToString(timestamp_from_us(kStartUs + kHourUs)) +
+      R"(", "to": ")" +
+      google::protobuf::util::TimeUtil::ToString(timestamp_from_us(kStartUs + 3 * kHourUs)) +
+      R"("})";
   expect_problem(as(bob, {"PUT", "/v1/delegations/mia", window, kJson, {}}), 403);
   auto set = as(manager_, {"PUT", "/v1/delegations/mia", window, kJson, {}});
   ASSERT_EQ(set.status, 200) << set.body;
@@ -187,8 +200,10 @@ TEST_F(ApprovalsHttp, ConcurrentDecisionsOnOneStepExactlyOneWins) {
   const auto id = order.approvals(0).approval_id();
   std::vector<Request> requests;
   for (const auto& token : {manager_, other_manager, manager_, other_manager}) {
-    requests.push_back({"POST", "/v1/approvals/" + id + ":decide",
-                        R"({"decision": "APPROVE"})", kJson,
+    requests.push_back({"POST",
+                        "/v1/approvals/" + id + ":decide",
+                        R"({"decision": "APPROVE"})",
+                        kJson,
                         {{"Authorization", "Bearer " + token}}});
   }
   int ok = 0, conflict = 0;
@@ -220,6 +235,10 @@ TEST_F(ApprovalsHttp, ATimeLimitEscalatesAfterAClockJumpOnceAcrossARestart) {
   auto directors = inbox(director_);
   ASSERT_THAT(ids(directors), ElementsAre(id));
   EXPECT_EQ(directors.items(0).escalated_from(), "manager");
+  auto told = parse_json<approval::NotificationList>(
+      as(manager_, {"GET", "/v1/notifications?minPosition=" + last_position_, "", kJson, {}}).body);
+  ASSERT_EQ(told.items_size(), 1) << "the managers are told it went to a director";
+  EXPECT_EQ(told.items(0).recipient(), "role:manager");
 
   restart();
   EXPECT_EQ(*served().app().engine().fire_due_timers(), 0u) << "fired once, not again";
@@ -241,11 +260,11 @@ TEST_F(ApprovalsHttp, PoliciesAreVersionedAndBadOnesRefused) {
   ASSERT_EQ(changed.status, 200) << changed.body;
   EXPECT_EQ(parse_json<approval::ApprovalPolicy>(changed.body).version(), 2u);
   expect_problem(put("/v1/approval-policies/discounts", kPolicy, {{"If-Match", "\"1\""}}), 412);
-  EXPECT_EQ(parse_json<approval::ApprovalPolicy>(
-                get("/v1/approval-policies/discounts?version=1").body)
-                .rules(0)
-                .name(),
-            "big discount");
+  EXPECT_EQ(
+      parse_json<approval::ApprovalPolicy>(get("/v1/approval-policies/discounts?version=1").body)
+          .rules(0)
+          .name(),
+      "big discount");
   auto bad = expect_problem(
       put("/v1/approval-policies/bad",
           R"({"rules": [{"name": "x", "steps": [{"role": "manager", "timeLimit": "8h"}]}]})"),
