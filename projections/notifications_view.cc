@@ -55,12 +55,11 @@ Status NotificationsView::apply(const events::EventEnvelope& envelope, ReadModel
     if (const auto* d = std::get_if<order::ApprovalDecided>(&*event)) {
       const auto& decision = d->decision();
       n.set_approval_id(d->approval_id());
-      n.set_message(decision.principal_id() +
-                    (decision.on_behalf_of().empty() ? ""
-                                                     : " (for " + decision.on_behalf_of() + ")") +
-                    " " + decision_word(decision.decision()) + " approval " + d->approval_id() +
-                    " of order " + order_id +
-                    (decision.comment().empty() ? "" : ": " + decision.comment()));
+      n.set_message(
+          decision.principal_id() +
+          (decision.on_behalf_of().empty() ? "" : " (for " + decision.on_behalf_of() + ")") + " " +
+          decision_word(decision.decision()) + " approval " + d->approval_id() + " of order " +
+          order_id + (decision.comment().empty() ? "" : ": " + decision.comment()));
     } else if (std::holds_alternative<order::OrderApproved>(*event)) {
       n.set_message("Order " + order_id + " is approved");
     } else if (const auto* r = std::get_if<order::OrderRejected>(&*event)) {
@@ -87,8 +86,8 @@ Result<approval::NotificationList> list_notifications(Store& store,
   std::vector<approval::Notification> found;
   for (const auto& recipient : recipients) {
     const std::string prefix = index_prefix("notification", recipient);
-    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(
-        rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
     // Newest first: from the end of this recipient's keys backwards, page_size at most each.
     std::string end = prefix;
     end.push_back('\xff');

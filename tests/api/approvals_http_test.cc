@@ -9,6 +9,7 @@
 #include "events/codec.h"
 #include "order.pb.h"
 #include "tests/api/api_fixture.h"
+#include "workflow/partition_processor.h"
 
 namespace crm::api_test {
 namespace {
@@ -240,8 +241,25 @@ TEST_F(ApprovalsHttp, ATimeLimitEscalatesAfterAClockJumpOnceAcrossARestart) {
   ASSERT_EQ(told.items_size(), 1) << "the managers are told it went to a director";
   EXPECT_EQ(told.items(0).recipient(), "role:manager");
 
+  // A crash after the timer's command committed and before the timer was forgotten leaves it
+  // behind: firing it again changes nothing (its Idempotency-Key is the timer's key).
+  events::Timer timer;
+  timer.set_stream_id("order:" + order.id());
+  timer.set_stream_type("order");
+  timer.set_partition_key(customer_id_);
+  timer.set_name(id);
+  *timer.mutable_due_at() = order.approvals(0).due_at();
+  const std::string key =
+      timer_key(timestamp_to_us(order.approvals(0).due_at()), timer.stream_id(), id);
+  rocksdb::WriteBatch leftover;
+  ASSERT_TRUE(
+      leftover
+          .Put(served().app().store().family(Store::Family::kState), key, timer.SerializeAsString())
+          .ok());
+  ASSERT_TRUE(served().app().store().write(leftover).is_ok());
   restart();
-  EXPECT_EQ(*served().app().engine().fire_due_timers(), 0u) << "fired once, not again";
+  EXPECT_EQ(*served().app().engine().fire_due_timers(), 1u) << "the leftover is fired ...";
+  EXPECT_EQ(*served().app().engine().fire_due_timers(), 0u) << "... and forgotten";
   auto same = parse_json<order::Order>(get("/v1/orders/" + order.id()).body);
   EXPECT_EQ(same.version(), escalated.version());
 
