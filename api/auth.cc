@@ -46,6 +46,8 @@ bool allows(const Caller& caller, Access access) {
       return !caller.roles.empty();
     case Access::kPolicyWrite:
       return any_of({"director"});
+    case Access::kPayment:
+      return any_of({"clerk", "sales", "integrator"});
   }
   return false;
 }

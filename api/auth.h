@@ -36,6 +36,7 @@ enum class Access {
   kPolicyWrite,     // publish approval policies: director
   kApprovals,       // the inbox and decisions: every role (the order checks the step's role)
   kDelegate,        // one's own delegation: every role
+  kPayment,         // payments, deposits, refunds: clerk, sales, integrator (billing)
 };
 
 bool allows(const Caller& caller, Access access);

@@ -146,10 +146,13 @@ void Server::add_order_routes() {
     }
     auto catalog = engine_.reference().catalog();
     if (!catalog.is_ok()) return reply_problem(call, problem_from(catalog.status()));
+    auto policies = engine_.reference().policies();
+    if (!policies.is_ok()) return reply_problem(call, problem_from(policies.status()));
     auto customer = engine_.read(kCustomerStream, current->customer_id());
     if (!customer.is_ok()) return reply_problem(call, problem_from(customer.status()));
     order::Context context;
     context.catalog = catalog->get();
+    context.policies = policies->get();
     context.customer = static_cast<const customer::Customer*>(customer->state.get());
     context.order_id = id;
     context.actor_id = call.caller.id;
@@ -190,6 +193,21 @@ void Server::add_order_routes() {
             *command.mutable_record_activation() = std::move(body);
           });
         });
+
+  // A payment, deposit or refund; a paymentRef seen before changes nothing (200, the order as
+  // it stands), a new one answers 201.
+  route("POST", std::string(kOrderPath) + "/payments", Access::kPayment, [=, this](Call& call) {
+    order::Payment body;
+    if (!parse_body(call, &body)) return;
+    auto current = load_order(call, call.request.matches[1]);
+    if (!current) return;
+    auto command =
+        new_command(call, kOrderStream, order::stream_id(current->id()), current->customer_id());
+    *command.mutable_record_payment()->mutable_payment() = std::move(body);
+    auto outcome = execute(call, std::move(command));
+    if (!outcome) return;
+    reply(call, outcome->events.empty() && !outcome->repeated ? 200 : 201, view_of(*outcome));
+  });
 
   route("GET", std::string(kOrderPath) + "/history", Access::kOrderRead, [this](Call& call) {
     reply_history(call, order::stream_id(call.request.matches[1].str()));

@@ -184,6 +184,9 @@ class OrderHandler final : public AggregateHandler {
       case events::CommandEnvelope::kDecideApproval:
         c = command.decide_approval();
         break;
+      case events::CommandEnvelope::kRecordPayment:
+        c = command.record_payment();
+        break;
       case events::CommandEnvelope::kTimerFired: {
         order::ApprovalTimedOut timed_out;
         timed_out.set_approval_id(command.timer_fired().name());

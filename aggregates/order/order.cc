@@ -1,6 +1,7 @@
 #include "aggregates/order/order.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "aggregates/approval/policies.h"
@@ -327,6 +328,84 @@ Outcome submit_order(const Order& state, const Context& context) {
   return {std::move(events), std::nullopt};
 }
 
+bool is_reference(std::string_view text) {
+  return !text.empty() && text.size() <= 128 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 127; });
+}
+
+Outcome record_payment(const Order& state, const RecordPayment& c, const Context& context) {
+  if (state.version() == 0) return Outcome::refuse(order_not_found(context));
+  const Payment& p = c.payment();
+  for (const auto& earlier : state.payments())
+    if (earlier.payment_ref() == p.payment_ref()) return {};  // seen before: nothing changes
+  Violations v;
+  if (!is_reference(p.payment_ref()))
+    v.add("paymentRef", "payment.ref_format",
+          "Expected the external paymentRef: 1–128 printable characters without spaces");
+  if (p.kind() != Payment::DEPOSIT && p.kind() != Payment::PAYMENT && p.kind() != Payment::REFUND)
+    v.add("kind", "payment.kind", "Expected kind DEPOSIT, PAYMENT or REFUND");
+  if (p.amount().amount_minor() <= 0)
+    v.add("amount.amountMinor", "payment.amount", "Expected an amount above zero");
+  if (p.has_recorded_at() || !p.recorded_by().empty() || !p.products().empty())
+    v.add("recordedAt", "payment.read_only",
+          "Expected recordedAt, recordedBy and products left out");
+  check_length(v, "method", p.method(), kChannelLengthMax);
+  check_length(v, "note", p.note(), kNoteLengthMax);
+  for (int i = 0; i < p.item_ids_size(); ++i) {
+    if (find_item(state, p.item_ids(i)) == nullptr)
+      v.add("itemIds[" + std::to_string(i) + "]", "payment.item_unknown",
+            "Order '" + state.id() + "' has no item '" + p.item_ids(i) + "'");
+  }
+  if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+  if (!state.has_receipt()) {
+    return Outcome::refuse(conflict("payment.not_submitted",
+                                    "Expected a submitted order to take payments: its prices are "
+                                    "fixed at submission, but it is " +
+                                        OrderState_Name(state.state())));
+  }
+  const Balance* balance = nullptr;
+  for (const auto& b : state.balances())
+    if (b.currency() == p.amount().currency()) balance = &b;
+  if (balance == nullptr) {
+    std::string currencies;
+    for (const auto& b : state.balances())
+      currencies += (currencies.empty() ? "" : ", ") + b.currency();
+    Violations cv;
+    cv.add("amount.currency", "payment.currency",
+           "Expected a payment in the order's currency (" + currencies + "), but got '" +
+               p.amount().currency() + "'");
+    return Outcome::refuse(std::move(cv).to_rejection());
+  }
+  if (p.kind() == Payment::REFUND && p.amount().amount_minor() > balance->paid().amount_minor()) {
+    Violations rv;
+    rv.add("amount.amountMinor", "payment.refund_exceeds",
+           "Expected a refund of at most " + std::to_string(balance->paid().amount_minor()) + " " +
+               balance->currency() + " (minor units), what was paid, but got " +
+               std::to_string(p.amount().amount_minor()));
+    return Outcome::refuse(std::move(rv).to_rejection());
+  }
+  if (p.kind() != Payment::REFUND &&
+      (state.state() == CANCELLED || state.state() == REJECTED || state.state() == FAILED)) {
+    return Outcome::refuse(conflict("payment.order_closed",
+                                    "Expected an order that is still to be fulfilled, but it is " +
+                                        OrderState_Name(state.state()) + ": only refunds"));
+  }
+  PaymentRecorded e;
+  Payment* recorded = e.mutable_payment();
+  *recorded = p;
+  *recorded->mutable_recorded_at() = timestamp_from_us(context.now_us);
+  recorded->set_recorded_by(context.actor_id);
+  std::string products;
+  for (const auto& line : state.receipt().lines()) {
+    const bool paid_for =
+        p.item_ids().empty() ||
+        std::find(p.item_ids().begin(), p.item_ids().end(), line.item_id()) != p.item_ids().end();
+    if (paid_for) products += (products.empty() ? "" : ", ") + line.offer_name();
+  }
+  recorded->set_products(products);
+  return {{std::move(e)}, std::nullopt};
+}
+
 const Approval* find_approval(const Order& order, const std::string& approval_id) {
   for (const auto& a : order.approvals())
     if (a.approval_id() == approval_id) return &a;
@@ -571,6 +650,15 @@ Outcome record_activation(const Order& state, const RecordActivation& c, const C
     if (other.state() == Item::FAILED) ++failed;
   }
   if (c.result() == RecordActivation::ACTIVATED) {
+    for (const auto& b : state.balances()) {
+      if (b.deposited().amount_minor() < b.deposit_due().amount_minor()) {
+        return Outcome::refuse(conflict(
+            "deposit.unpaid", "Expected the deposit of " +
+                                  std::to_string(b.deposit_due().amount_minor()) + " " +
+                                  b.currency() + " (minor units) paid before activation, but " +
+                                  std::to_string(b.deposited().amount_minor()) + " is"));
+      }
+    }
     if (item->action() != ADD &&
         (context.customer == nullptr ||
          customer::find_instance(*context.customer, item->product_instance_id()) == nullptr)) {
@@ -644,6 +732,7 @@ Decision<Event> decide(const Order& state, const Command& command, const Context
           [&](const RecordActivation& c) { return record_activation(state, c, context); },
           [&](const DecideApproval& c) { return decide_approval(state, c, context); },
           [&](const ApprovalTimedOut& c) { return approval_timed_out(state, c, context); },
+          [&](const RecordPayment& c) { return record_payment(state, c, context); },
       },
       command);
 }
@@ -745,6 +834,7 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
                    close_open_approvals(state, nullptr);
                    state.set_state(RETURNED);
                  },
+                 [&](const PaymentRecorded& e) { *state.add_payments() = e.payment(); },
                  [&](const OrderCancelled& e) {
                    close_open_approvals(state, nullptr);
                    state.set_state(CANCELLED);
@@ -774,8 +864,55 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
                  },
              },
              event);
+  if (std::holds_alternative<OrderSubmitted>(event) ||
+      std::holds_alternative<PaymentRecorded>(event)) {
+    state.clear_balances();
+    for (auto& b : balances(state)) *state.add_balances() = std::move(b);
+  }
   state.set_version(static_cast<uint32_t>(version));
   *state.mutable_updated_at() = now;
+}
+
+std::vector<Balance> balances(const Order& order) {
+  struct Sums {
+    int64_t due = 0, deposit_due = 0, deposits = 0, payments = 0, refunds = 0;
+  };
+  std::map<std::string, Sums> by_currency;
+  for (const auto& total : order.receipt().totals()) {
+    Sums& s = by_currency[total.currency()];
+    s.due += total.one_time().amount_minor() + total.deposit().amount_minor();
+    s.deposit_due += total.deposit().amount_minor();
+  }
+  for (const auto& p : order.payments()) {
+    Sums& s = by_currency[p.amount().currency()];
+    const int64_t amount = p.amount().amount_minor();
+    if (p.kind() == Payment::DEPOSIT) s.deposits += amount;
+    if (p.kind() == Payment::PAYMENT) s.payments += amount;
+    if (p.kind() == Payment::REFUND) s.refunds += amount;
+  }
+  std::vector<Balance> out;
+  for (const auto& [currency, s] : by_currency) {
+    auto money = [&](int64_t amount) {
+      Money m;
+      m.set_amount_minor(amount);
+      m.set_currency(currency);
+      return m;
+    };
+    Balance b;
+    b.set_currency(currency);
+    const int64_t paid = s.deposits + s.payments - s.refunds;
+    // Refunds come out of the payments first, then out of the deposits.
+    const int64_t deposited = s.deposits - std::max<int64_t>(0, s.refunds - s.payments);
+    *b.mutable_due() = money(s.due);
+    *b.mutable_deposit_due() = money(s.deposit_due);
+    *b.mutable_deposited() = money(deposited);
+    *b.mutable_paid() = money(paid);
+    *b.mutable_refunded() = money(s.refunds);
+    *b.mutable_balance_due() = money(std::max<int64_t>(0, s.due - paid));
+    *b.mutable_credit() = money(std::max<int64_t>(0, paid - s.due));
+    out.push_back(std::move(b));
+  }
+  return out;
 }
 
 std::string order_of_approval(std::string_view approval_id) {

@@ -23,11 +23,11 @@
 namespace crm::order {
 
 using Command = std::variant<CreateOrder, AddItem, ChangeItem, RemoveItem, SubmitOrder, CancelOrder,
-                             RecordActivation, DecideApproval, ApprovalTimedOut>;
+                             RecordActivation, DecideApproval, ApprovalTimedOut, RecordPayment>;
 using Event = std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted,
                            OrderApproved, OrderCancelled, ItemActivated, ItemActivationFailed,
                            OrderClosed, ApprovalRequested, ApprovalDecided, ApprovalAsked,
-                           ApprovalEscalated, OrderRejected, OrderReturned>;
+                           ApprovalEscalated, OrderRejected, OrderReturned, PaymentRecorded>;
 
 inline constexpr char kStreamPrefix[] = "order:";
 inline constexpr size_t kItemsMax = 200;
@@ -63,6 +63,9 @@ Receipt price(const Order& order, const Context& context);
 // changes its plan, REMOVE ends it. Deterministic, so replays give the same change.
 std::optional<customer::ProductChange> product_change(const Order& order,
                                                       const ItemActivated& activated);
+
+// The order's balances per currency, from its receipt and payments alone.
+std::vector<Balance> balances(const Order& order);
 
 // The order's id within an approval id ("<orderId>.<round>.<step>"); empty when malformed.
 std::string order_of_approval(std::string_view approval_id);

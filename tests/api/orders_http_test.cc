@@ -76,6 +76,16 @@ class OrdersHttp : public ApiTest {
                          R"({"result": ")" + result + R"(", "detail": "line test ok"})"),
                     200, where);
   }
+  // Records a payment on an order, expecting `status`.
+  order::Order pay(const std::string& order_id, const std::string& kind, int64_t amount,
+                   const std::string& ref, int status = 201,
+                   std::source_location where = std::source_location::current()) {
+    return order_of(post("/v1/orders/" + order_id + "/payments",
+                         R"({"paymentRef": ")" + ref + R"(", "kind": ")" + kind +
+                             R"(", "amount": {"amountMinor": )" + std::to_string(amount) +
+                             R"(, "currency": "CNY"}, "method": "CARD"})"),
+                    status, where);
+  }
   // An order with one phone line, submitted.
   order::Order submitted_order(const std::string& items_json = R"({"offerId": "PHONE-LINE",
                                                                   "pricingPlanId": "std"})") {
@@ -139,6 +149,10 @@ TEST_F(OrdersHttp, AClerkSeesEveryErrorInThePreviewFixesItSubmitsAndTheOrderComp
   expect_problem(post("/v1/orders/" + draft.id() + "/items", R"({"offerId": "PHONE-LINE",
                                                                  "pricingPlanId": "std"})"),
                  409);
+  auto unpaid = expect_problem(
+      post("/v1/orders/" + draft.id() + "/items/it-1:activate", R"({"result": "ACTIVATED"})"), 409);
+  EXPECT_THAT(rules_of(unpaid), ElementsAre("deposit.unpaid"));
+  pay(draft.id(), "DEPOSIT", 20000, "bank-1");
   EXPECT_EQ(activate(draft.id(), "it-1", "ACTIVATED").state(), order::IN_PROGRESS);
   auto done = activate(draft.id(), "it-2", "ACTIVATED");
   EXPECT_EQ(done.state(), order::COMPLETED);
@@ -156,13 +170,14 @@ TEST_F(OrdersHttp, AClerkSeesEveryErrorInThePreviewFixesItSubmitsAndTheOrderComp
 
   auto history = parse_json<api::HistoryPage>(get("/v1/orders/" + draft.id() + "/history").body);
   std::vector<api::HistoryItem> items(history.items().begin(), history.items().end());
-  EXPECT_THAT(types_of(items),
-              ElementsAre("OrderCreated", "ItemAdded", "ItemAdded", "OrderSubmitted",
-                          "OrderApproved", "ItemActivated", "ItemActivated", "OrderClosed"));
+  EXPECT_THAT(types_of(items), ElementsAre("OrderCreated", "ItemAdded", "ItemAdded",
+                                           "OrderSubmitted", "OrderApproved", "PaymentRecorded",
+                                           "ItemActivated", "ItemActivated", "OrderClosed"));
 }
 
 TEST_F(OrdersHttp, ModifyAndRemoveChangeTheInstancesTheCustomerHolds) {
   auto first = submitted_order();
+  pay(first.id(), "DEPOSIT", 10000, "dep-first");
   activate(first.id(), "it-1", "ACTIVATED");
   const std::string instance = get_customer(customer_id_).product_instances(0).id();
 
@@ -203,6 +218,7 @@ TEST_F(OrdersHttp, FailedItemsEndPartialOrFailed) {
   add_item(mixed.id(), R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})");
   add_item(mixed.id(), R"({"offerId": "PHONE-LINE", "pricingPlanId": "gold"})");
   order_of(post("/v1/orders/" + mixed.id() + ":submit", ""), 200);
+  pay(mixed.id(), "DEPOSIT", 20000, "dep-mixed");
   activate(mixed.id(), "it-1", "ACTIVATED");
   EXPECT_EQ(activate(mixed.id(), "it-2", "FAILED").state(), order::PARTIAL);
   EXPECT_EQ(get_customer(customer_id_).product_instances_size(), 1);
@@ -328,6 +344,7 @@ TEST_F(OrdersHttp, RolesDecideWhoMayOrderAndWhoMayRecordFulfilment) {
   const auto sales = token_with_roles("sam", R"("sales")");
   const auto network = token_with_roles("net", R"("integrator")");
   auto order = submitted_order();
+  pay(order.id(), "DEPOSIT", 10000, "dep-roles");
 
   EXPECT_EQ(as(auditor, {"GET", "/v1/orders/" + order.id(), "", kJson, {}}).status, 200);
   expect_problem(
@@ -361,6 +378,65 @@ TEST_F(OrdersHttp, OrdersAndTheCatalogTheyReadSurviveARestart) {
   add_item(order.id(), R"({"offerId": "PHONE-LINE", "pricingPlanId": "std"})");
   EXPECT_EQ(order_of(post("/v1/orders/" + order.id() + ":submit", ""), 200).state(),
             order::APPROVED);
+}
+
+TEST_F(OrdersHttp, PaymentsReconcileToTheMinorUnitAndARepeatedReferenceCountsOnce) {
+  auto order = submitted_order();  // one line: 45.00 once after 10 %, deposit 100.00
+  ASSERT_EQ(order.balances_size(), 1);
+  EXPECT_EQ(order.balances(0).due().amount_minor(), 4500 + 10000);
+  EXPECT_EQ(order.balances(0).balance_due().amount_minor(), 14500);
+
+  auto deposited = pay(order.id(), "DEPOSIT", 10000, "bank-77");
+  EXPECT_EQ(deposited.payments(0).products(), "Phone line");
+  EXPECT_EQ(deposited.payments(0).recorded_by(), "admin");
+  auto again = pay(order.id(), "DEPOSIT", 10000, "bank-77", 200);  // delivered twice
+  EXPECT_EQ(again.payments_size(), 1);
+  EXPECT_EQ(again.balances(0).paid().amount_minor(), 10000);
+
+  auto over = pay(order.id(), "PAYMENT", 5000, "bank-78");
+  EXPECT_EQ(over.balances(0).balance_due().amount_minor(), 0);
+  EXPECT_EQ(over.balances(0).credit().amount_minor(), 500) << "overpayment kept as credit";
+
+  auto too_much = expect_problem(post("/v1/orders/" + order.id() + "/payments",
+                                      R"({"paymentRef": "r-1", "kind": "REFUND",
+                                          "amount": {"amountMinor": 15001, "currency": "CNY"}})"),
+                                 422);
+  EXPECT_THAT(rules_of(too_much), ElementsAre("payment.refund_exceeds"));
+  auto dollars = expect_problem(post("/v1/orders/" + order.id() + "/payments",
+                                     R"({"paymentRef": "usd-1", "kind": "PAYMENT",
+                                         "amount": {"amountMinor": 100, "currency": "USD"}})"),
+                                422);
+  EXPECT_THAT(rules_of(dollars), ElementsAre("payment.currency"));
+  auto refunded = pay(order.id(), "REFUND", 500, "r-2");
+  EXPECT_EQ(refunded.balances(0).credit().amount_minor(), 0);
+  EXPECT_EQ(refunded.balances(0).paid().amount_minor(), 14500);
+  EXPECT_EQ(refunded.balances(0).refunded().amount_minor(), 500);
+
+  auto draft = create_order();
+  expect_problem(post("/v1/orders/" + draft.id() + "/payments",
+                      R"({"paymentRef": "early", "kind": "PAYMENT",
+                          "amount": {"amountMinor": 100, "currency": "CNY"}})"),
+                 409);
+}
+
+TEST_F(OrdersHttp, ConcurrentDeliveriesOfOnePaymentCountOnce) {
+  auto order = submitted_order();
+  std::vector<Request> requests(6, Request{"POST",
+                                           "/v1/orders/" + order.id() + "/payments",
+                                           R"({"paymentRef": "billing-42", "kind": "DEPOSIT",
+                                               "amount": {"amountMinor": 10000,
+                                                          "currency": "CNY"}})",
+                                           kJson,
+                                           {}});
+  int created = 0;
+  for (const auto& reply : concurrently(requests)) {
+    EXPECT_TRUE(reply.status == 201 || reply.status == 200) << reply.body;
+    if (reply.status == 201) ++created;
+  }
+  EXPECT_EQ(created, 1);
+  auto stored = parse_json<order::Order>(get("/v1/orders/" + order.id()).body);
+  ASSERT_EQ(stored.payments_size(), 1);
+  EXPECT_EQ(stored.balances(0).deposited().amount_minor(), 10000);
 }
 
 }  // namespace
