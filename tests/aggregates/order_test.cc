@@ -1278,6 +1278,107 @@ TEST(ApprovalIds, NameTheirOrder) {
   EXPECT_EQ(order_of_approval(".1.1"), "");
 }
 
+// --- Payments ---
+
+RecordPayment payment(const std::string& ref, Payment::Kind kind, int64_t amount,
+                      const std::string& currency = "CNY") {
+  RecordPayment c;
+  c.mutable_payment()->set_payment_ref(ref);
+  c.mutable_payment()->set_kind(kind);
+  *c.mutable_payment()->mutable_amount() = money(amount, currency);
+  return c;
+}
+
+catalog::Offer with_deposit(const std::string& id, int64_t deposit) {
+  catalog::Offer o = offer(id, 5000, 2900);
+  *o.mutable_deposit()->mutable_amount() = money(deposit);
+  o.mutable_deposit()->set_scope(catalog::Deposit::OBJECT);
+  return o;
+}
+
+TEST_F(OrderSpec, ADepositDueBlocksActivationUntilPaid) {
+  publish(with_deposit("LINE", 10000));
+  given_submitted({add("LINE")});
+  expect_refused(when(result("it-1", true)), "deposit.unpaid", "", Rejection::Kind::kConflict);
+  given(payment("dep-1", Payment::DEPOSIT, 6000));
+  expect_refused(when(result("it-1", true)), "deposit.unpaid", "", Rejection::Kind::kConflict);
+  given(payment("dep-2", Payment::DEPOSIT, 4000));
+  EXPECT_FALSE(when(result("it-1", true)).rejection);
+  EXPECT_FALSE(when(result("it-1", false)).rejection) << "a failure needs no deposit";
+}
+
+TEST_F(OrderSpec, ARepeatedPaymentReferenceChangesNothing) {
+  publish(with_deposit("LINE", 10000));
+  given_submitted({add("LINE")});
+  given(payment("bank-1", Payment::PAYMENT, 5000));
+  EXPECT_THAT(when(payment("bank-1", Payment::PAYMENT, 5000)).events, IsEmpty());
+  EXPECT_THAT(when(payment("bank-1", Payment::REFUND, 999)).events, IsEmpty())
+      << "the reference decides, whatever else the repeat says";
+}
+
+TEST_F(OrderSpec, RefundsNeverExceedWhatWasPaidAndComeOutOfPaymentsFirst) {
+  publish(with_deposit("LINE", 10000));
+  given_submitted({add("LINE")});
+  given(payment("d", Payment::DEPOSIT, 10000));
+  given(payment("p", Payment::PAYMENT, 3000));
+  expect_refused(when(payment("r0", Payment::REFUND, 13001)), "payment.refund_exceeds",
+                 "amount.amountMinor");
+  given(payment("r1", Payment::REFUND, 4000));
+  ASSERT_EQ(order_.balances_size(), 1);
+  const Balance& b = order_.balances(0);
+  EXPECT_EQ(b.paid().amount_minor(), 9000);
+  EXPECT_EQ(b.deposited().amount_minor(), 9000) << "1000 of the refund came out of the deposit";
+  EXPECT_EQ(b.due().amount_minor(), 5000 + 10000);
+  EXPECT_EQ(b.balance_due().amount_minor(), 6000);
+}
+
+TEST_F(OrderSpec, PaymentsAreCheckedAgainstTheOrder) {
+  publish(with_deposit("LINE", 10000));
+  given_draft();
+  given(add_item(add("LINE")));
+  expect_refused(when(payment("x", Payment::PAYMENT, 100)), "payment.not_submitted", "",
+                 Rejection::Kind::kConflict);
+  given(SubmitOrder());
+  expect_refused(when(payment("x", Payment::PAYMENT, 100, "USD")), "payment.currency",
+                 "amount.currency");
+  expect_refused(when(payment("x", Payment::PAYMENT, 0)), "payment.amount", "amount.amountMinor");
+  expect_refused(when(payment("has space", Payment::PAYMENT, 1)), "payment.ref_format",
+                 "paymentRef");
+  RecordPayment unknown_item = payment("x", Payment::PAYMENT, 1);
+  unknown_item.mutable_payment()->add_item_ids("it-9");
+  expect_refused(when(unknown_item), "payment.item_unknown", "itemIds[0]");
+  given(CancelOrder());
+  expect_refused(when(payment("late", Payment::PAYMENT, 100)), "payment.order_closed", "",
+                 Rejection::Kind::kConflict);
+}
+
+TEST_F(OrderSpec, PropertyMoneyReconcilesFromTheEventsAlone) {
+  std::mt19937_64 random(7);
+  publish(with_deposit("LINE", 10000));
+  given_submitted({add("LINE", 3)});
+  int64_t in = 0, out = 0;
+  for (int i = 0; i < 300; ++i) {
+    const auto kind = static_cast<Payment::Kind>(1 + random() % 3);
+    const int64_t amount = 1 + static_cast<int64_t>(random() % 20000);
+    auto d = when(payment("ref-" + std::to_string(i), kind, amount));
+    if (d.rejection) {
+      EXPECT_EQ(d.rejection->rule, "payment.refund_exceeds");
+      EXPECT_GT(amount, in - out);
+      continue;
+    }
+    apply(d);
+    (kind == Payment::REFUND ? out : in) += amount;
+    const Balance& b = order_.balances(0);
+    ASSERT_EQ(b.paid().amount_minor(), in - out);
+    ASSERT_GE(b.paid().amount_minor(), 0);
+    ASSERT_EQ(b.due().amount_minor() - b.paid().amount_minor(),
+              b.balance_due().amount_minor() - b.credit().amount_minor());
+  }
+  // The balances are a function of the receipt and the payments alone.
+  ASSERT_EQ(balances(order_).size(), 1u);
+  EXPECT_EQ(balances(order_)[0].SerializeAsString(), order_.balances(0).SerializeAsString());
+}
+
 // --- Property: the lines always add up ---
 
 TEST_F(OrderSpec, PropertyLineTotalsAddUpToTheOrderTotalsForRandomOrders) {
