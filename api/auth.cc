@@ -48,6 +48,10 @@ bool allows(const Caller& caller, Access access) {
       return any_of({"director"});
     case Access::kPayment:
       return any_of({"clerk", "sales", "integrator"});
+    case Access::kTaskRead:
+      return !caller.roles.empty();
+    case Access::kTaskWrite:
+      return any_of({"clerk", "sales", "manager", "director", "integrator"});
   }
   return false;
 }

@@ -37,6 +37,8 @@ enum class Access {
   kApprovals,       // the inbox and decisions: every role (the order checks the step's role)
   kDelegate,        // one's own delegation: every role
   kPayment,         // payments, deposits, refunds: clerk, sales, integrator (billing)
+  kTaskRead,        // follow-up tasks: every role
+  kTaskWrite,       // open, complete, cancel tasks: clerk, sales, manager, director
 };
 
 bool allows(const Caller& caller, Access access);

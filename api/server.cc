@@ -126,6 +126,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   add_catalog_routes();
   add_order_routes();
   add_approval_routes();
+  add_task_routes();
 }
 
 Server::~Server() { stop(); }

@@ -64,6 +64,7 @@ class Server {
   void add_catalog_routes();
   void add_order_routes();
   void add_approval_routes();
+  void add_task_routes();
 
   // Command plumbing shared by every resource.
   events::CommandEnvelope new_command(const Call& call, const std::string& stream_type,

@@ -12,6 +12,7 @@
 #include "projections/customers_view.h"
 #include "projections/notifications_view.h"
 #include "projections/orders_view.h"
+#include "projections/tasks_view.h"
 #include "workflow/aggregate_handler.h"
 
 namespace crm {
@@ -48,6 +49,7 @@ std::vector<std::unique_ptr<ReadModel>> all_read_models() {
   models.push_back(std::make_unique<OrdersView>());
   models.push_back(std::make_unique<ApprovalsView>());
   models.push_back(std::make_unique<NotificationsView>());
+  models.push_back(std::make_unique<TasksView>());
   return models;
 }
 

@@ -11,6 +11,7 @@
 #include "aggregates/event_variant.h"
 #include "aggregates/order/order.h"
 #include "aggregates/principal/principal.h"
+#include "aggregates/task/task.h"
 #include "events/codec.h"
 
 namespace crm {
@@ -144,8 +145,28 @@ class CatalogHandler final : public AggregateHandler {
   }
 };
 
+// A follow-up command opening task `task_id` in the partition of `partition_key`, caused by
+// `cause` (its id derives from the cause, so a repeat of the cause repeats the command).
+events::CommandEnvelope open_task(const events::CommandEnvelope& cause, const std::string& task_id,
+                                  const std::string& partition_key, task::CreateTask body) {
+  events::CommandEnvelope c;
+  c.set_command_id(cause.command_id() + "/" + task_id);
+  c.set_stream_id(task::stream_id(task_id));
+  c.set_stream_type(kTaskStream);
+  c.set_partition_key(partition_key);
+  *c.mutable_actor() = cause.actor();
+  c.set_correlation_id(cause.correlation_id());
+  *c.mutable_issued_at() = cause.issued_at();
+  *c.mutable_create_task() = std::move(body);
+  return c;
+}
+
+constexpr char kDepositChaseTimer[] = "deposit-chase";
+
 class OrderHandler final : public AggregateHandler {
  public:
+  explicit OrderHandler(const FollowUpRules& rules) : rules_(rules) {}
+
   std::string stream_type() const override { return kOrderStream; }
   std::unique_ptr<google::protobuf::Message> new_state() const override {
     return std::make_unique<order::Order>();
@@ -187,12 +208,17 @@ class OrderHandler final : public AggregateHandler {
       case events::CommandEnvelope::kRecordPayment:
         c = command.record_payment();
         break;
-      case events::CommandEnvelope::kTimerFired: {
-        order::ApprovalTimedOut timed_out;
-        timed_out.set_approval_id(command.timer_fired().name());
-        c = std::move(timed_out);
+      case events::CommandEnvelope::kTimerFired:
+        if (command.timer_fired().name() == kDepositChaseTimer) {
+          order::OpenDepositChase chase;
+          chase.set_task_id("chase-" + order.id());
+          c = std::move(chase);
+        } else {
+          order::ApprovalTimedOut timed_out;
+          timed_out.set_approval_id(command.timer_fired().name());
+          c = std::move(timed_out);
+        }
         break;
-      }
       default:
         return {{}, wrong_command(kOrderStream), {}, {}};
     }
@@ -217,6 +243,19 @@ class OrderHandler final : public AggregateHandler {
     ctx.order_id = command.stream_id().substr(strlen(order::kStreamPrefix));
     ctx.actor_id = command.actor().principal_id();
     ctx.now_us = timestamp_to_us(command.issued_at());
+    if (command.body_case() == events::CommandEnvelope::kRecordActivation) {
+      // A disconnect waits for its retention task (same partition: the customer's).
+      for (const auto& item : order.items()) {
+        if (item.action() != order::REMOVE) continue;
+        auto loaded = context.state(kTaskStream, task::stream_id(retention_task_id(order, item)));
+        if (!loaded.is_ok()) return {{}, std::nullopt, loaded.status(), {}};
+        const auto& t = static_cast<const task::Task&>(**loaded);
+        if (t.version() == 0) continue;
+        ctx.retention[item.item_id()] = t.state() == task::OPEN   ? "OPEN"
+                                        : t.state() == task::DONE ? t.outcome()
+                                                                  : "CANCELLED";
+      }
+    }
     auto decided = order::decide(order, c, ctx);
 
     // Activated items change the customer's product instances, in the same atomic step.
@@ -227,7 +266,9 @@ class OrderHandler final : public AggregateHandler {
           *changes.add_changes() = std::move(*change);
       }
     }
+    std::vector<events::CommandEnvelope> tasks = follow_up_tasks(order, decided.events, command);
     HandlerDecision out = to_handler_decision(std::move(decided));
+    for (auto& t : tasks) out.follow_ups.push_back(std::move(t));
     if (!changes.changes().empty()) {
       events::CommandEnvelope follow_up;
       follow_up.set_command_id(command.command_id() + "/product-instances");
@@ -244,8 +285,70 @@ class OrderHandler final : public AggregateHandler {
   }
   std::vector<std::pair<int64_t, std::string>> timers(
       const google::protobuf::Message& state) const override {
-    return order::due_approvals(static_cast<const order::Order&>(state));
+    const auto& order = static_cast<const order::Order&>(state);
+    auto due = order::due_approvals(order);
+    if (order::deposit_unpaid(order) && order.deposit_chase_task().empty() &&
+        order.has_submitted_at()) {
+      due.emplace_back(timestamp_to_us(order.submitted_at()) + rules_.deposit_chase_after_us,
+                       kDepositChaseTimer);
+    }
+    return due;
   }
+
+ private:
+  static std::string retention_task_id(const order::Order& order, const order::Item& item) {
+    return "retain-" + order.id() + "-" + item.item_id();
+  }
+
+  // The tasks the follow-up rules open for these events of `order`.
+  std::vector<events::CommandEnvelope> follow_up_tasks(const order::Order& order,
+                                                       const std::vector<order::Event>& events,
+                                                       const events::CommandEnvelope& cause) const {
+    std::vector<events::CommandEnvelope> out;
+    const int64_t now_us = timestamp_to_us(cause.issued_at());
+    auto body = [&](const std::string& subject, const std::string& reason, int64_t due_us,
+                    const std::string& rule) {
+      task::CreateTask t;
+      t.set_subject(subject);
+      t.set_reason(reason);
+      *t.mutable_due_at() = timestamp_from_us(due_us);
+      t.set_assignee(order.owner_id());
+      if (order.owner_id().empty()) t.set_assignee_role(rules_.fallback_role);
+      t.set_customer_id(order.customer_id());
+      t.set_order_id(order.id());
+      t.set_rule(rule);
+      return t;
+    };
+    for (const auto& event : events) {
+      if (const auto* closed = std::get_if<order::OrderClosed>(&event)) {
+        if (closed->state() == order::FAILED) continue;
+        out.push_back(
+            open_task(cause, "revisit-" + order.id(), order.customer_id(),
+                      body("Satisfaction revisit", "Order " + order.id() + " was fulfilled",
+                           now_us + rules_.revisit_after_us, "order.completed.revisit")));
+      } else if (std::holds_alternative<order::OrderSubmitted>(event)) {
+        for (const auto& item : order.items()) {
+          if (item.action() != order::REMOVE) continue;
+          out.push_back(
+              open_task(cause, retention_task_id(order, item), order.customer_id(),
+                        body("Retention: the customer asks to disconnect " + item.offer_id(),
+                             "Item " + item.item_id() + " of order " + order.id() + " removes " +
+                                 item.product_instance_id() + "; record RETAINED or LOST",
+                             now_us + rules_.retention_due_us, task::kRetentionRule)));
+        }
+      } else if (const auto* chase = std::get_if<order::DepositChaseOpened>(&event)) {
+        out.push_back(open_task(
+            cause, chase->task_id(), order.customer_id(),
+            body("Chase the deposit", "The deposit of order " + order.id() + " is still unpaid",
+                 now_us + 86'400'000'000LL, "order.deposit.chase")));
+      }
+    }
+    return out;
+  }
+
+  FollowUpRules rules_;
+
+ public:
   void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
               uint64_t version, int64_t occurred_at_us) const override {
     auto e = to_variant<order::Event>(event);
@@ -278,13 +381,66 @@ class PolicyHandler final : public AggregateHandler {
   }
 };
 
+class TaskHandler final : public AggregateHandler {
+ public:
+  explicit TaskHandler(const FollowUpRules& rules) : rules_(rules) {}
+  std::string stream_type() const override { return kTaskStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<task::Task>();
+  }
+  bool owns(const std::string& stream_id) const override {
+    return stream_id.rfind(task::kStreamPrefix, 0) == 0 &&
+           task::is_task_id(std::string_view(stream_id).substr(strlen(task::kStreamPrefix)));
+  }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command, DecideContext&) const override {
+    task::Command c;
+    switch (command.body_case()) {
+      case events::CommandEnvelope::kCreateTask:
+        c = command.create_task();
+        break;
+      case events::CommandEnvelope::kCompleteTask:
+        c = command.complete_task();
+        break;
+      case events::CommandEnvelope::kCancelTask:
+        c = command.cancel_task();
+        break;
+      case events::CommandEnvelope::kTimerFired: {
+        task::MarkOverdue overdue;
+        overdue.set_escalate_to(rules_.overdue_escalate_to);
+        c = std::move(overdue);
+        break;
+      }
+      default:
+        return {{}, wrong_command(kTaskStream), {}, {}};
+    }
+    const std::string id = command.stream_id().substr(strlen(task::kStreamPrefix));
+    return to_handler_decision(
+        task::decide(static_cast<const task::Task&>(state), id, command.actor().principal_id(), c));
+  }
+  std::vector<std::pair<int64_t, std::string>> timers(
+      const google::protobuf::Message& state) const override {
+    return task::due_timers(static_cast<const task::Task&>(state));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t occurred_at_us) const override {
+    auto e = to_variant<task::Event>(event);
+    if (!e) std::abort();
+    task::evolve(static_cast<task::Task&>(state), *e, version, occurred_at_us);
+  }
+
+ private:
+  FollowUpRules rules_;
+};
+
 }  // namespace
 
-HandlerRegistry::HandlerRegistry() {
+HandlerRegistry::HandlerRegistry(const FollowUpRules& rules) {
   handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>());
   handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
   handlers_.emplace(kCatalogStream, std::make_unique<CatalogHandler>());
-  handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>());
+  handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>(rules));
+  handlers_.emplace(kTaskStream, std::make_unique<TaskHandler>(rules));
   handlers_.emplace(kPolicyStream, std::make_unique<PolicyHandler>());
 }
 

@@ -15,6 +15,7 @@
 #include "catalog.pb.h"
 #include "command.pb.h"
 #include "events/status.h"
+#include "workflow/follow_up_rules.h"
 
 namespace crm {
 
@@ -66,7 +67,8 @@ class AggregateHandler {
 // Every aggregate type the engine knows, by stream type.
 class HandlerRegistry {
  public:
-  HandlerRegistry();  // registers customer, principal, catalog, order and approval policies
+  // Registers customer, principal, catalog, order, approval policies and task.
+  explicit HandlerRegistry(const FollowUpRules& rules = {});
   const AggregateHandler* find(const std::string& stream_type) const;
   // Registers another type (tests use it to probe the processor); replaces one of that type.
   void add(std::unique_ptr<AggregateHandler> handler);
@@ -83,6 +85,8 @@ inline constexpr char kCatalogStream[] = "catalog";
 inline constexpr char kOrderStream[] = "order";
 // Every approval policy is in one stream, "approval:policies".
 inline constexpr char kPolicyStream[] = "approval";
+// A task's stream is "task:<id>", in the partition of its customer.
+inline constexpr char kTaskStream[] = "task";
 
 // Stream ids: a customer's stream is its id; a principal's is "principal:<id>".
 std::string principal_stream_id(const std::string& principal_id);

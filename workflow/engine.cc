@@ -7,7 +7,12 @@ namespace crm {
 
 Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
                ProcessorOptions options)
-    : log_(log), store_(store), clock_(clock), ids_(ids), reference_(store, handlers_) {
+    : log_(log),
+      store_(store),
+      clock_(clock),
+      ids_(ids),
+      handlers_(options.follow_ups),
+      reference_(store, handlers_) {
   for (uint32_t p = 0; p < log.partition_count(); ++p) {
     processors_.push_back(std::make_unique<PartitionProcessor>(p, log, store, handlers_, reference_,
                                                                clock, ids, options));

@@ -47,6 +47,7 @@ struct ProcessorOptions {
   size_t batch_max = 512;   // commands per atomic step
   size_t cache_entries_max = 100000;
   int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
+  FollowUpRules follow_ups;  // the parameters of the rules that open follow-up tasks
 };
 
 // A loaded aggregate: its state and where its stream stands.

@@ -659,6 +659,20 @@ Outcome record_activation(const Order& state, const RecordActivation& c, const C
                                   std::to_string(b.deposited().amount_minor()) + " is"));
       }
     }
+    if (item->action() == REMOVE) {
+      auto retention = context.retention.find(item->item_id());
+      if (retention != context.retention.end() && retention->second == "OPEN") {
+        return Outcome::refuse(conflict(
+            "retention.open", "Expected the retention task of item '" + item->item_id() +
+                                  "' done before the disconnect is carried out: record whether "
+                                  "the customer was RETAINED or LOST"));
+      }
+      if (retention != context.retention.end() && retention->second == "RETAINED") {
+        return Outcome::refuse(conflict(
+            "retention.retained",
+            "The customer was retained: record item '" + item->item_id() + "' as FAILED instead"));
+      }
+    }
     if (item->action() != ADD &&
         (context.customer == nullptr ||
          customer::find_instance(*context.customer, item->product_instance_id()) == nullptr)) {
@@ -733,6 +747,12 @@ Decision<Event> decide(const Order& state, const Command& command, const Context
           [&](const DecideApproval& c) { return decide_approval(state, c, context); },
           [&](const ApprovalTimedOut& c) { return approval_timed_out(state, c, context); },
           [&](const RecordPayment& c) { return record_payment(state, c, context); },
+          [&](const OpenDepositChase& c) -> Outcome {
+            if (!deposit_unpaid(state) || !state.deposit_chase_task().empty()) return {};
+            DepositChaseOpened e;
+            e.set_task_id(c.task_id());
+            return {{std::move(e)}, std::nullopt};
+          },
       },
       command);
 }
@@ -835,6 +855,7 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
                    state.set_state(RETURNED);
                  },
                  [&](const PaymentRecorded& e) { *state.add_payments() = e.payment(); },
+                 [&](const DepositChaseOpened& e) { state.set_deposit_chase_task(e.task_id()); },
                  [&](const OrderCancelled& e) {
                    close_open_approvals(state, nullptr);
                    state.set_state(CANCELLED);
@@ -871,6 +892,21 @@ void evolve(Order& state, const Event& event, uint64_t version, int64_t occurred
   }
   state.set_version(static_cast<uint32_t>(version));
   *state.mutable_updated_at() = now;
+}
+
+bool deposit_unpaid(const Order& order) {
+  switch (order.state()) {
+    case SUBMITTED:
+    case PENDING_APPROVAL:
+    case APPROVED:
+    case IN_PROGRESS:
+      break;
+    default:
+      return false;
+  }
+  for (const auto& b : order.balances())
+    if (b.deposited().amount_minor() < b.deposit_due().amount_minor()) return true;
+  return false;
 }
 
 std::vector<Balance> balances(const Order& order) {

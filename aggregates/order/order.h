@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,11 +24,13 @@
 namespace crm::order {
 
 using Command = std::variant<CreateOrder, AddItem, ChangeItem, RemoveItem, SubmitOrder, CancelOrder,
-                             RecordActivation, DecideApproval, ApprovalTimedOut, RecordPayment>;
-using Event = std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted,
-                           OrderApproved, OrderCancelled, ItemActivated, ItemActivationFailed,
-                           OrderClosed, ApprovalRequested, ApprovalDecided, ApprovalAsked,
-                           ApprovalEscalated, OrderRejected, OrderReturned, PaymentRecorded>;
+                             RecordActivation, DecideApproval, ApprovalTimedOut, RecordPayment,
+                             OpenDepositChase>;
+using Event =
+    std::variant<OrderCreated, ItemAdded, ItemChanged, ItemRemoved, OrderSubmitted, OrderApproved,
+                 OrderCancelled, ItemActivated, ItemActivationFailed, OrderClosed,
+                 ApprovalRequested, ApprovalDecided, ApprovalAsked, ApprovalEscalated,
+                 OrderRejected, OrderReturned, PaymentRecorded, DepositChaseOpened>;
 
 inline constexpr char kStreamPrefix[] = "order:";
 inline constexpr size_t kItemsMax = 200;
@@ -40,7 +43,11 @@ struct Context {
   const approval::ApprovalPolicies* policies = nullptr;  // null: no approval is ever asked
   std::string order_id;                                  // the id of the order's stream
   std::string actor_id;                                  // the principal issuing the command
-  int64_t now_us = 0;                                    // the command's time
+  // The retention task (拆机挽留) of each REMOVE item that has one: "OPEN", or its outcome once
+  // done ("RETAINED", "LOST"), or "CANCELLED". A REMOVE is carried out only once the customer
+  // is lost.
+  std::map<std::string, std::string> retention;
+  int64_t now_us = 0;  // the command's time
 };
 
 // "ord_" ids the API generates and any other 1–64 of [A-Za-z0-9._-].
@@ -63,6 +70,9 @@ Receipt price(const Order& order, const Context& context);
 // changes its plan, REMOVE ends it. Deterministic, so replays give the same change.
 std::optional<customer::ProductChange> product_change(const Order& order,
                                                       const ItemActivated& activated);
+
+// Whether the order's deposit is still (partly) unpaid after submission.
+bool deposit_unpaid(const Order& order);
 
 // The order's balances per currency, from its receipt and payments alone.
 std::vector<Balance> balances(const Order& order);

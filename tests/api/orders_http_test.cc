@@ -5,6 +5,7 @@
 
 #include "catalog.pb.h"
 #include "order.pb.h"
+#include "task.pb.h"
 #include "tests/api/api_fixture.h"
 
 namespace crm::api_test {
@@ -195,6 +196,17 @@ TEST_F(OrdersHttp, ModifyAndRemoveChangeTheInstancesTheCustomerHolds) {
                                 "productInstanceId": ")" +
                                 instance + R"("})");
   order_of(post("/v1/orders/" + disconnect.id() + ":submit", ""), 200);
+  // The disconnect opened a retention task (拆机挽留): it waits for its outcome.
+  const std::string retention = "/v1/tasks/retain-" + disconnect.id() + "-it-1";
+  auto task = parse_json<task::Task>(get(retention).body);
+  EXPECT_EQ(task.state(), task::OPEN);
+  EXPECT_EQ(task.rule(), "order.disconnect.retention");
+  auto waiting = expect_problem(
+      post("/v1/orders/" + disconnect.id() + "/items/it-1:activate", R"({"result": "ACTIVATED"})"),
+      409);
+  EXPECT_THAT(rules_of(waiting), ElementsAre("retention.open"));
+  expect_problem(post(retention + ":complete", R"({"outcome": "MAYBE"})"), 422);
+  ASSERT_EQ(post(retention + ":complete", R"({"outcome": "LOST"})").status, 200);
   activate(disconnect.id(), "it-1", "ACTIVATED");
   EXPECT_THAT(get_customer(customer_id_).product_instances(), IsEmpty());
 
