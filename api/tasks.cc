@@ -41,9 +41,9 @@ void Server::add_task_routes() {
     std::string key;
     if (!read_idempotency_key(call, &key)) return;
     const std::string id =
-        key.empty() ? ids_.next("task_")
-                    : "task_" + to_hex(sha256(call.caller.id + '\0' + "task" + '\0' + key))
-                                    .substr(0, 32);
+        key.empty()
+            ? ids_.next("task_")
+            : "task_" + to_hex(sha256(call.caller.id + '\0' + "task" + '\0' + key)).substr(0, 32);
     const std::string partition = body.customer_id().empty() ? id : body.customer_id();
     auto command = new_command(call, kTaskStream, task::stream_id(id), partition);
     *command.mutable_create_task() = std::move(body);
@@ -98,10 +98,9 @@ void Server::add_task_routes() {
   });
 
   route("GET", "/v1/tasks", Access::kTaskRead, [this](Call& call) {
-    static const std::set<std::string> kKnown = {"assignee",   "role",    "state",
-                                                 "dueBefore",  "overdue", "customerId",
-                                                 "orderId",    "pageSize", "pageToken",
-                                                 "minPosition"};
+    static const std::set<std::string> kKnown = {"assignee",  "role",       "state",   "dueBefore",
+                                                 "overdue",   "customerId", "orderId", "pageSize",
+                                                 "pageToken", "minPosition"};
     for (const auto& [name, value] : call.request.params) {
       if (!kKnown.count(name))
         return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
@@ -116,8 +115,8 @@ void Server::add_task_routes() {
     task::TaskState state;
     if (!filter.state.empty() &&
         (!task::TaskState_Parse(filter.state, &state) || state == task::TASK_STATE_UNSPECIFIED))
-      return reply_problem(call, bad_request("Expected state OPEN, DONE or CANCELLED", "state",
-                                             "request.enum"));
+      return reply_problem(
+          call, bad_request("Expected state OPEN, DONE or CANCELLED", "state", "request.enum"));
     if (call.request.has_param("dueBefore")) {
       google::protobuf::Timestamp due;
       if (!google::protobuf::util::TimeUtil::FromString(call.request.get_param_value("dueBefore"),
@@ -128,8 +127,8 @@ void Server::add_task_routes() {
     }
     const std::string overdue = call.request.get_param_value("overdue");
     if (!overdue.empty() && overdue != "true" && overdue != "false")
-      return reply_problem(call, bad_request("Expected overdue to be true or false", "overdue",
-                                             "request.overdue"));
+      return reply_problem(
+          call, bad_request("Expected overdue to be true or false", "overdue", "request.overdue"));
     filter.overdue_only = overdue == "true";
     auto page_request = read_page(call, 50, task::is_task_id);
     if (!page_request) return;

@@ -33,8 +33,8 @@ Status TasksView::apply(const events::EventEnvelope& envelope, ReadModelWriter& 
   if (envelope.stream_type() != "task") return Status::ok();
   auto event = unpack_variant<task::Event>(envelope.data());
   if (!event) {
-    return Status::corruption("tasks view: unknown event type " + envelope.event_type() +
-                              " at " + format_position(envelope.position()));
+    return Status::corruption("tasks view: unknown event type " + envelope.event_type() + " at " +
+                              format_position(envelope.position()));
   }
   const std::string id = envelope.stream_id().substr(strlen(task::kStreamPrefix));
   return fold_row<task::Task>(

@@ -9,10 +9,10 @@
 namespace crm {
 
 struct FollowUpRules {
-  int64_t revisit_after_us = 7 * 86'400'000'000LL;      // order completed → satisfaction revisit
-  int64_t retention_due_us = 86'400'000'000LL;          // disconnect submitted → retention task
+  int64_t revisit_after_us = 7 * 86'400'000'000LL;  // order completed → satisfaction revisit
+  int64_t retention_due_us = 86'400'000'000LL;      // disconnect submitted → retention task
   int64_t deposit_chase_after_us = 48 * 3'600'000'000LL;  // deposit still unpaid → chase
-  std::string overdue_escalate_to = "manager";           // who is asked when a task is overdue
+  std::string overdue_escalate_to = "manager";            // who is asked when a task is overdue
   std::string fallback_role = "clerk";  // the role assigned when an order has no owner
 };
 

@@ -25,7 +25,8 @@ Rejection not_found(const std::string& id) {
 }
 
 Rejection not_open(const Task& state, const std::string& what) {
-  return {Rejection::Kind::kConflict, "task.not_open",
+  return {Rejection::Kind::kConflict,
+          "task.not_open",
           "Expected an OPEN task to " + what + ", but it is " + TaskState_Name(state.state()),
           {}};
 }
@@ -34,16 +35,16 @@ Outcome create(const Task& state, const std::string& id, const std::string& acto
                const CreateTask& c) {
   if (state.version() != 0) return {};  // opened before: a repeated cause finds its task
   Violations v;
-  if (validation::is_blank(c.subject())) v.add("subject", "task.subject_required", "Expected a subject");
+  if (validation::is_blank(c.subject()))
+    v.add("subject", "task.subject_required", "Expected a subject");
   check_length(v, "subject", c.subject(), kSubjectLengthMax);
   check_length(v, "reason", c.reason(), kTextLengthMax);
   if (!c.has_due_at()) v.add("dueAt", "task.due_required", "Expected dueAt, when it is due");
   if (c.assignee().empty() && c.assignee_role().empty())
     v.add("assignee", "task.assignee_required", "Expected an assignee or an assigneeRole");
-  for (const auto& [field, value] : {std::pair{"assignee", c.assignee()},
-                                     std::pair{"assigneeRole", c.assignee_role()},
-                                     std::pair{"customerId", c.customer_id()},
-                                     std::pair{"orderId", c.order_id()}}) {
+  for (const auto& [field, value] :
+       {std::pair{"assignee", c.assignee()}, std::pair{"assigneeRole", c.assignee_role()},
+        std::pair{"customerId", c.customer_id()}, std::pair{"orderId", c.order_id()}}) {
     if (!value.empty() && !validation::is_identifier(value))
       v.add(field, "task.id_format", std::string("Expected ") + field + " as an id");
   }
@@ -75,39 +76,41 @@ Decision<Event> decide(const Task& state, const std::string& task_id, const std:
                        const Command& command) {
   if (const auto* c = std::get_if<CreateTask>(&command)) return create(state, task_id, actor, *c);
   if (state.version() == 0) return Outcome::refuse(not_found(task_id));
-  return std::visit(
-      Overloaded{
-          [&](const CreateTask&) -> Outcome { return {}; },
-          [&](const CompleteTask& c) -> Outcome {
-            if (state.state() != OPEN) return Outcome::refuse(not_open(state, "complete it"));
-            Violations v;
-            check_length(v, "outcome", c.outcome(), kTextLengthMax);
-            if (state.rule() == kRetentionRule && c.outcome() != "RETAINED" &&
-                c.outcome() != "LOST")
-              v.add("outcome", "task.retention_outcome",
-                    "Expected the outcome of a retention task: RETAINED or LOST");
-            if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
-            TaskCompleted e;
-            e.set_outcome(c.outcome());
-            return {{std::move(e)}, std::nullopt};
-          },
-          [&](const CancelTask& c) -> Outcome {
-            if (state.state() != OPEN) return Outcome::refuse(not_open(state, "cancel it"));
-            Violations v;
-            check_length(v, "reason", c.reason(), kTextLengthMax);
-            if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
-            TaskCancelled e;
-            e.set_reason(c.reason());
-            return {{std::move(e)}, std::nullopt};
-          },
-          [&](const MarkOverdue& c) -> Outcome {
-            if (state.state() != OPEN || state.overdue()) return {};  // late or repeated: nothing
-            TaskOverdue e;
-            e.set_escalated_to(c.escalate_to());
-            return {{std::move(e)}, std::nullopt};
-          },
-      },
-      command);
+  return std::visit(Overloaded{
+                        [&](const CreateTask&) -> Outcome { return {}; },
+                        [&](const CompleteTask& c) -> Outcome {
+                          if (state.state() != OPEN)
+                            return Outcome::refuse(not_open(state, "complete it"));
+                          Violations v;
+                          check_length(v, "outcome", c.outcome(), kTextLengthMax);
+                          if (state.rule() == kRetentionRule && c.outcome() != "RETAINED" &&
+                              c.outcome() != "LOST")
+                            v.add("outcome", "task.retention_outcome",
+                                  "Expected the outcome of a retention task: RETAINED or LOST");
+                          if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+                          TaskCompleted e;
+                          e.set_outcome(c.outcome());
+                          return {{std::move(e)}, std::nullopt};
+                        },
+                        [&](const CancelTask& c) -> Outcome {
+                          if (state.state() != OPEN)
+                            return Outcome::refuse(not_open(state, "cancel it"));
+                          Violations v;
+                          check_length(v, "reason", c.reason(), kTextLengthMax);
+                          if (!v.empty()) return Outcome::refuse(std::move(v).to_rejection());
+                          TaskCancelled e;
+                          e.set_reason(c.reason());
+                          return {{std::move(e)}, std::nullopt};
+                        },
+                        [&](const MarkOverdue& c) -> Outcome {
+                          if (state.state() != OPEN || state.overdue())
+                            return {};  // late or repeated: nothing
+                          TaskOverdue e;
+                          e.set_escalated_to(c.escalate_to());
+                          return {{std::move(e)}, std::nullopt};
+                        },
+                    },
+                    command);
 }
 
 void evolve(Task& state, const Event& event, uint64_t version, int64_t occurred_at_us) {
