@@ -74,6 +74,7 @@ Status NotificationsView::apply(const events::EventEnvelope& envelope, ReadModel
   }
   n.set_recipient(recipient);
   std::string key = index_prefix("notification", recipient);
+  put_u64_be(key, static_cast<uint64_t>(timestamp_to_us(envelope.occurred_at())));
   put_u32_be(key, envelope.position().partition());
   put_u64_be(key, envelope.position().offset());
   writer.put(key, n.SerializeAsString());
@@ -83,30 +84,28 @@ Status NotificationsView::apply(const events::EventEnvelope& envelope, ReadModel
 Result<approval::NotificationList> list_notifications(Store& store,
                                                       const std::vector<std::string>& recipients,
                                                       size_t page_size) {
-  std::vector<approval::Notification> found;
+  // Keys end in (occurred at, partition, offset): the newest of each recipient come last.
+  std::vector<std::pair<std::string, approval::Notification>> found;
   for (const auto& recipient : recipients) {
     const std::string prefix = index_prefix("notification", recipient);
     std::unique_ptr<rocksdb::Iterator> it(
         store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
-    // Newest first: from the end of this recipient's keys backwards, page_size at most each.
     std::string end = prefix;
-    end.push_back('\xff');
+    end.append(8, '\xff');
     size_t taken = 0;
     for (it->SeekForPrev(end); it->Valid() && it->key().starts_with(prefix) && taken < page_size;
          it->Prev(), ++taken) {
       approval::Notification n;
       if (!n.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
         return Status::corruption("notifications view: unreadable row");
-      found.push_back(std::move(n));
+      found.emplace_back(it->key().ToString().substr(prefix.size()), std::move(n));
     }
     if (!it->status().ok()) return from_rocksdb(it->status());
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
-    const int64_t ta = timestamp_to_us(a.at()), tb = timestamp_to_us(b.at());
-    return ta != tb ? ta > tb : a.position() > b.position();
-  });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.first > b.first; });
   approval::NotificationList list;
-  for (auto& n : found) {
+  for (auto& [key, n] : found) {
     if (static_cast<size_t>(list.items_size()) == page_size) break;
     *list.add_items() = std::move(n);
   }

@@ -1,6 +1,6 @@
 // Notification records (审批结果反馈): the requester of an order is told of every decision on
 // it and of its outcome; the role a step was asked of is told when it escalates away.
-//   "notification/" u32be(len) recipient u32be(partition) u64be(offset) -> Notification
+//   "notification/" u32be(len) recipient u64be(at) u32be(partition) u64be(offset) -> Notification
 //   "notification_requester/" order_id                                  -> requester
 #pragma once
 

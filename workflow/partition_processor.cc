@@ -196,6 +196,9 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
   };
   BatchContext context(*this, working);
 
+  // Streams the current command made `touched` for the first time: forgotten if it is undone.
+  std::vector<std::string> newly_touched;
+
   // Decides one command against the batch's working state and queues its events; then its
   // follow-ups, recursively. Every stream changed is saved in `savepoint` before it changes.
   std::function<Applied(const events::CommandEnvelope&, const AggregateHandler&, int,
@@ -251,6 +254,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       append.events.push_back(std::move(envelope));
     }
     aggregate.state = std::move(next);
+    if (!touched.count(command.stream_id())) newly_touched.push_back(command.stream_id());
     touched.insert_or_assign(command.stream_id(), Owner{&handler, command.partition_key()});
     result.stream_index = static_cast<int>(request.streams.size());
     request.streams.push_back(std::move(append));
@@ -341,9 +345,11 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     // Everything this command changes is saved first, so that a refused follow-up undoes it.
     std::unordered_map<std::string, LoadedAggregate> savepoint;
     const size_t streams_before = request.streams.size();
+    newly_touched.clear();
     Applied applied = apply(command, *handler, 0, savepoint);
     if (!applied.status.is_ok() || applied.rejection) {
       for (auto& [stream_id, before] : savepoint) working[stream_id] = std::move(before);
+      for (const auto& stream_id : newly_touched) touched.erase(stream_id);
       request.streams.erase(request.streams.begin() + static_cast<std::ptrdiff_t>(streams_before),
                             request.streams.end());
       out.status = std::move(applied.status);

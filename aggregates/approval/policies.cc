@@ -1,10 +1,12 @@
 #include "aggregates/approval/policies.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 
 #include "aggregates/catalog/catalog.h"
+#include "aggregates/money.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
 
@@ -40,6 +42,10 @@ void check_step(Violations& v, const std::string& field, ApprovalStep& step) {
     v.add(field + ".approvers", "policy.step_approvers",
           "Expected the principals who must each approve a step in mode ALL");
   }
+  if (step.mode() == ApprovalStep::ANY && !step.approvers().empty()) {
+    v.add(field + ".approvers", "policy.step_approvers",
+          "Expected approvers only in mode ALL: in mode ANY whoever holds the role decides");
+  }
   for (int i = 0; i < step.approvers_size(); ++i) {
     if (!validation::is_identifier(step.approvers(i)))
       v.add(at(field + ".approvers", i), "policy.step_approvers", "Expected a principal id");
@@ -54,6 +60,9 @@ void check_step(Violations& v, const std::string& field, ApprovalStep& step) {
   if (step.on_timeout() == ApprovalStep::ON_TIMEOUT_UNSPECIFIED) {
     step.set_on_timeout(step.escalate_to().empty() ? ApprovalStep::REJECT : ApprovalStep::ESCALATE);
   }
+  if (step.on_timeout() == ApprovalStep::ESCALATE && step.mode() == ApprovalStep::ALL)
+    v.add(field + ".onTimeout", "policy.escalate_all",
+          "Expected onTimeout REJECT in mode ALL: named approvers cannot be escalated to a role");
   if (step.on_timeout() == ApprovalStep::ESCALATE && !validation::is_identifier(step.escalate_to()))
     v.add(field + ".escalateTo", "policy.escalate_to",
           "Expected escalateTo, the role asked when the time limit passes");
@@ -89,7 +98,8 @@ Outcome publish(const ApprovalPolicies& state, const PublishPolicy& c) {
       v.add(field + ".when.minDiscountPercent", "policy.min_discount_percent",
             "Expected minDiscountPercent between 0 and 100");
     if (when.has_min_total() &&
-        (when.min_total().amount_minor() < 0 || !is_currency(when.min_total().currency())))
+        (when.min_total().amount_minor() < 0 || when.min_total().amount_minor() > kAmountMax ||
+         !is_currency(when.min_total().currency())))
       v.add(field + ".when.minTotal", "policy.min_total",
             "Expected minTotal as Money of zero or more with an ISO 4217 currency");
     if (rule.steps().empty())
@@ -184,10 +194,19 @@ void evolve(ApprovalPolicies& state, const Event& event, uint64_t version, int64
 }
 
 std::optional<int64_t> parse_duration_s(std::string_view text) {
+  // P[nD][T[nH][nM][nS]], each unit at most once and in this order; at most kDurationMax.
+  constexpr int64_t kDurationMax = 366 * 86400;
   if (text.size() < 3 || text[0] != 'P') return std::nullopt;
-  int64_t total = 0;
+  struct Unit {
+    char letter;
+    bool in_time;
+    int64_t seconds;
+  };
+  static constexpr Unit kUnits[] = {
+      {'D', false, 86400}, {'H', true, 3600}, {'M', true, 60}, {'S', true, 1}};
+  size_t next_unit = 0;
   bool in_time = false, any = false;
-  int64_t number = -1;
+  int64_t total = 0, number = -1;
   for (size_t i = 1; i < text.size(); ++i) {
     const char c = text[i];
     if (c == 'T') {
@@ -195,21 +214,15 @@ std::optional<int64_t> parse_duration_s(std::string_view text) {
       in_time = true;
     } else if (c >= '0' && c <= '9') {
       number = (number < 0 ? 0 : number) * 10 + (c - '0');
-      if (number > 100'000'000) return std::nullopt;
+      if (number > kDurationMax) return std::nullopt;
     } else {
       if (number < 0) return std::nullopt;
-      int64_t unit = 0;
-      if (!in_time && c == 'D')
-        unit = 86400;
-      else if (in_time && c == 'H')
-        unit = 3600;
-      else if (in_time && c == 'M')
-        unit = 60;
-      else if (in_time && c == 'S')
-        unit = 1;
-      else
+      while (next_unit < std::size(kUnits) && kUnits[next_unit].letter != c) ++next_unit;
+      if (next_unit == std::size(kUnits) || kUnits[next_unit].in_time != in_time)
         return std::nullopt;
-      total += number * unit;
+      total += number * kUnits[next_unit].seconds;
+      if (total > kDurationMax) return std::nullopt;
+      ++next_unit;
       number = -1;
       any = true;
     }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <set>
 
+#include "aggregates/money.h"
 #include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
@@ -28,6 +29,9 @@ std::optional<std::string> check_money(Violations& v, const std::string& field, 
   if (m.amount_minor() < 0) {
     v.add(field + ".amountMinor", "money.negative",
           "Expected " + field + " of zero or more, but got " + std::to_string(m.amount_minor()));
+  } else if (m.amount_minor() > kAmountMax) {
+    v.add(field + ".amountMinor", "money.too_large",
+          "Expected " + field + " of at most " + std::to_string(kAmountMax) + " minor units");
   }
   if (!is_currency(m.currency())) {
     v.add(field + ".currency", "money.currency_format",

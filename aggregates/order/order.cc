@@ -7,6 +7,7 @@
 #include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
+#include "aggregates/money.h"
 #include "aggregates/order/rules.h"
 #include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
@@ -122,6 +123,11 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
     v.add("productInstanceId", "item.product_instance_required",
           "Expected the productInstanceId that a " + ItemAction_Name(item.action()) + " changes");
   }
+  if (!item.product_instance_id().empty() &&
+      !validation::is_identifier(item.product_instance_id())) {
+    v.add("productInstanceId", "item.product_instance_format",
+          "Expected a productInstanceId of up to 64 letters, digits or . _ - :");
+  }
   if (item.action() == REMOVE &&
       (!item.pricing_plan_id().empty() || !item.discount_package_ids().empty() ||
        item.has_manual_price())) {
@@ -140,6 +146,9 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
       v.add("manualPrice.amountMinor", "money.negative",
             "Expected a manual price of zero or more, but got " +
                 std::to_string(item.manual_price().amount_minor()));
+    } else if (item.manual_price().amount_minor() > kAmountMax) {
+      v.add("manualPrice.amountMinor", "money.too_large",
+            "Expected a manual price of at most " + std::to_string(kAmountMax) + " minor units");
     }
     if (!is_currency(item.manual_price().currency())) {
       v.add("manualPrice.currency", "money.currency_format",
@@ -286,8 +295,14 @@ Outcome submit_order(const Order& state, const Context& context) {
   auto approved_before = [&](const ApprovalStep& step) {
     for (const auto* list : {&state.approvals(), &state.past_approvals()}) {
       for (const auto& earlier : *list) {
+        // Four eyes: the new requester's own approval is never carried.
+        const bool by_requester =
+            std::any_of(earlier.decisions().begin(), earlier.decisions().end(), [&](const auto& d) {
+              return d.principal_id() == context.actor_id || d.on_behalf_of() == context.actor_id;
+            });
         if ((earlier.state() == Approval::APPROVED || earlier.state() == Approval::CARRIED) &&
-            same_step(earlier.step(), step) && earlier.tested().SerializeAsString() == tested_bytes)
+            !by_requester && same_step(earlier.step(), step) &&
+            earlier.tested().SerializeAsString() == tested_bytes)
           return true;
       }
     }
@@ -336,16 +351,28 @@ bool is_reference(std::string_view text) {
 Outcome record_payment(const Order& state, const RecordPayment& c, const Context& context) {
   if (state.version() == 0) return Outcome::refuse(order_not_found(context));
   const Payment& p = c.payment();
-  for (const auto& earlier : state.payments())
-    if (earlier.payment_ref() == p.payment_ref()) return {};  // seen before: nothing changes
+  for (const auto& earlier : state.payments()) {
+    if (earlier.payment_ref() != p.payment_ref()) continue;
+    // Seen before: the same payment changes nothing; another one under its reference is refused.
+    const bool same = earlier.kind() == p.kind() &&
+                      earlier.amount().SerializeAsString() == p.amount().SerializeAsString() &&
+                      std::equal(earlier.item_ids().begin(), earlier.item_ids().end(),
+                                 p.item_ids().begin(), p.item_ids().end());
+    if (same) return {};
+    return Outcome::refuse(
+        conflict("payment.ref_reused", "Payment reference '" + p.payment_ref() +
+                                           "' was recorded with another kind, amount or items"));
+  }
   Violations v;
   if (!is_reference(p.payment_ref()))
     v.add("paymentRef", "payment.ref_format",
           "Expected the external paymentRef: 1–128 printable characters without spaces");
   if (p.kind() != Payment::DEPOSIT && p.kind() != Payment::PAYMENT && p.kind() != Payment::REFUND)
     v.add("kind", "payment.kind", "Expected kind DEPOSIT, PAYMENT or REFUND");
-  if (p.amount().amount_minor() <= 0)
-    v.add("amount.amountMinor", "payment.amount", "Expected an amount above zero");
+  if (p.amount().amount_minor() <= 0 || p.amount().amount_minor() > kAmountMax)
+    v.add(
+        "amount.amountMinor", "payment.amount",
+        "Expected an amount above zero and at most " + std::to_string(kAmountMax) + " minor units");
   if (p.has_recorded_at() || !p.recorded_by().empty() || !p.products().empty())
     v.add("recordedAt", "payment.read_only",
           "Expected recordedAt, recordedBy and products left out");
@@ -375,6 +402,14 @@ Outcome record_payment(const Order& state, const RecordPayment& c, const Context
            "Expected a payment in the order's currency (" + currencies + "), but got '" +
                p.amount().currency() + "'");
     return Outcome::refuse(std::move(cv).to_rejection());
+  }
+  constexpr int64_t kReceivedMax = 1000 * kAmountMax;  // keeps every balance inside 64 bits
+  if (p.kind() != Payment::REFUND &&
+      balance->paid().amount_minor() + balance->refunded().amount_minor() >
+          kReceivedMax - p.amount().amount_minor()) {
+    return Outcome::refuse(conflict(
+        "payment.too_much",
+        "Expected at most " + std::to_string(kReceivedMax) + " minor units received on one order"));
   }
   if (p.kind() == Payment::REFUND && p.amount().amount_minor() > balance->paid().amount_minor()) {
     Violations rv;
@@ -439,8 +474,12 @@ std::variant<Decider, Rejection> decider_for(const Order& state, const Approval&
     auto is_approver = [&](const std::string& p) {
       return std::find(approvers.begin(), approvers.end(), p) != approvers.end();
     };
+    // One person decides once per step, in their own name or for someone else.
+    const bool actor_decided =
+        std::any_of(a.decisions().begin(), a.decisions().end(),
+                    [&](const auto& d) { return d.principal_id() == context.actor_id; });
     if (is_approver(context.actor_id)) {
-      if (decided_by(context.actor_id)) {
+      if (decided_by(context.actor_id) || actor_decided) {
         return Rejection{Rejection::Kind::kConflict,
                          "approval.already_decided",
                          "'" + context.actor_id + "' has already decided on " + a.approval_id(),
@@ -449,9 +488,16 @@ std::variant<Decider, Rejection> decider_for(const Order& state, const Approval&
       return Decider{a.asked_role(), ""};
     }
     for (const auto& d : delegations) {
+      if (actor_decided) break;
       if (is_approver(d.principal_id()) && d.principal_id() != state.requester() &&
           !decided_by(d.principal_id()))
         return Decider{a.asked_role(), d.principal_id()};
+    }
+    if (actor_decided) {
+      return Rejection{Rejection::Kind::kConflict,
+                       "approval.already_decided",
+                       "'" + context.actor_id + "' has already decided on " + a.approval_id(),
+                       {}};
     }
     return forbidden("approval.not_an_approver",
                      "Expected one of the approvers named by " + a.approval_id() +
@@ -937,8 +983,8 @@ std::vector<Balance> balances(const Order& order) {
     Balance b;
     b.set_currency(currency);
     const int64_t paid = s.deposits + s.payments - s.refunds;
-    // Refunds come out of the payments first, then out of the deposits.
-    const int64_t deposited = s.deposits - std::max<int64_t>(0, s.refunds - s.payments);
+    // Money received counts first towards the deposit due, whatever its kind.
+    const int64_t deposited = std::clamp<int64_t>(paid, 0, s.deposit_due);
     *b.mutable_due() = money(s.due);
     *b.mutable_deposit_due() = money(s.deposit_due);
     *b.mutable_deposited() = money(deposited);

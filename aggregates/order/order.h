@@ -35,6 +35,9 @@ using Event =
 inline constexpr char kStreamPrefix[] = "order:";
 inline constexpr size_t kItemsMax = 200;
 inline constexpr uint32_t kQuantityMax = 10000;
+// Who approves a non-standard (manual) price when no policy asks for anyone.
+inline constexpr char kNonStandardPriceRole[] = "manager";
+inline constexpr char kNonStandardPriceRule[] = "built-in/non-standard price";
 
 // What a decision reads besides the order itself.
 struct Context {

@@ -68,6 +68,7 @@ Receipt price(const Order& order, const Context& context) {
   *receipt.mutable_priced_at() = timestamp_from_us(context.now_us);
 
   RuleCheck rules(order, context);
+  bool overflow = false;                    // some sum left 64 bits: reported as price.overflow
   std::set<std::string> contract_deposits;  // offers whose CONTRACT deposit is already counted
 
   for (const auto& item : order.items()) {
@@ -96,8 +97,16 @@ Receipt price(const Order& order, const Context& context) {
         (plan->has_recurring() ? unit.recurring : unit.one_time) =
             item.manual_price().amount_minor();
       }
-      auto one_time = multiply(unit.one_time, item.quantity());
-      auto recurring = multiply(unit.recurring, item.quantity());
+      // A MODIFY changes the plan of every unit the instance holds.
+      uint32_t quantity = item.quantity();
+      if (item.action() == MODIFY && context.customer != nullptr) {
+        if (const auto* held =
+                customer::find_instance(*context.customer, item.product_instance_id()))
+          quantity = std::max<uint32_t>(held->quantity(), 1);
+      }
+      line->set_quantity(quantity);
+      auto one_time = multiply(unit.one_time, quantity);
+      auto recurring = multiply(unit.recurring, quantity);
       if (!one_time || !recurring) {
         rules.add(item, "price.overflow", "quantity",
                   "Expected the line's price to fit in 64-bit minor units, but unit price × "
@@ -121,7 +130,7 @@ Receipt price(const Order& order, const Context& context) {
             divide_half_even(static_cast<__int128>(net.recurring) * package->percent_off(), 100);
         net.one_time -= off.one_time;
         net.recurring -= off.recurring;
-        const int64_t amount = multiply(package->amount_off().amount_minor(), item.quantity())
+        const int64_t amount = multiply(package->amount_off().amount_minor(), line->quantity())
                                    .value_or(std::numeric_limits<int64_t>::max());
         int64_t& target = list.recurring > 0 ? net.recurring : net.one_time;
         int64_t& target_off = list.recurring > 0 ? off.recurring : off.one_time;
@@ -142,7 +151,10 @@ Receipt price(const Order& order, const Context& context) {
       int64_t due = 0;
       switch (deposit.scope()) {
         case catalog::Deposit::OBJECT:
-          due = multiply(deposit.amount().amount_minor(), item.quantity()).value_or(0);
+          if (auto product = multiply(deposit.amount().amount_minor(), item.quantity()))
+            due = *product;
+          else
+            overflow = true;
           break;
         case catalog::Deposit::CONTRACT:
           if (contract_deposits.insert(item.offer_id()).second)
@@ -170,7 +182,11 @@ Receipt price(const Order& order, const Context& context) {
     }
     return t;
   };
-  auto add = [](Money* to, int64_t amount) { to->set_amount_minor(to->amount_minor() + amount); };
+  auto add = [&](Money* to, int64_t amount) {
+    int64_t sum = 0;
+    if (__builtin_add_overflow(to->amount_minor(), amount, &sum)) overflow = true;
+    to->set_amount_minor(sum);
+  };
   for (const auto& line : receipt.lines()) {
     if (!line.one_time().currency().empty()) {
       Total& t = total_for(line.one_time().currency());
@@ -184,8 +200,11 @@ Receipt price(const Order& order, const Context& context) {
     if (line.non_standard_price()) receipt.set_non_standard_price(true);
   }
   for (auto& [currency, t] : totals) {
-    const int64_t list = t.one_time_list().amount_minor() + t.recurring_list().amount_minor();
-    const int64_t net = t.one_time().amount_minor() + t.recurring().amount_minor();
+    int64_t list = 0, net = 0;
+    if (__builtin_add_overflow(t.one_time_list().amount_minor(), t.recurring_list().amount_minor(),
+                               &list) ||
+        __builtin_add_overflow(t.one_time().amount_minor(), t.recurring().amount_minor(), &net))
+      overflow = true;
     t.mutable_discount()->set_amount_minor(list - net);
     if (list > 0) {
       t.set_discount_basis_points(
@@ -196,12 +215,30 @@ Receipt price(const Order& order, const Context& context) {
     *receipt.add_totals() = std::move(t);
   }
 
+  if (overflow) {
+    Violation* v = receipt.add_violations();
+    v->set_rule("price.overflow");
+    v->set_field("items");
+    v->set_message("Expected the order's totals to fit in 64-bit minor units, but they do not");
+  }
   for (auto& violation : rules.take_violations()) *receipt.add_violations() = std::move(violation);
   receipt.set_submittable(receipt.violations().empty());
-  if (context.policies != nullptr && receipt.submittable()) {
-    auto chain = approval::chain_for(
-        *context.policies, approval::tested_values(receipt, order.kind(), context.customer));
-    for (auto& step : chain.steps) *receipt.add_approval_chain() = std::move(step);
+  if (receipt.submittable()) {
+    if (context.policies != nullptr) {
+      auto chain = approval::chain_for(
+          *context.policies, approval::tested_values(receipt, order.kind(), context.customer));
+      for (auto& step : chain.steps) *receipt.add_approval_chain() = std::move(step);
+    }
+    // Non-standard pricing always needs approval (DOMAIN "Catalog"): when no policy asks for
+    // anyone, a manager is asked.
+    if (receipt.non_standard_price() && receipt.approval_chain().empty()) {
+      ApprovalStep* step = receipt.add_approval_chain();
+      step->set_role(kNonStandardPriceRole);
+      step->set_mode(ApprovalStep::ANY);
+      step->set_level(1);
+      step->set_rule(kNonStandardPriceRule);
+      step->add_rules(kNonStandardPriceRule);
+    }
   }
   return receipt;
 }

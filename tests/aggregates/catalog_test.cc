@@ -119,6 +119,12 @@ TEST_F(CatalogSpec, OffersAreKeptInIdOrderWhateverThePublishOrder) {
   EXPECT_EQ(ids, (std::vector<std::string>{"A", "B", "M", "Z"}));
 }
 
+TEST_F(CatalogSpec, AmountsBeyondTheLimitAreRefused) {
+  Offer o = single("X");
+  o.mutable_pricing_plans(0)->mutable_recurring()->set_amount_minor(1'000'000'000'000'001);
+  expect_refused(when(publish(o)), "money.too_large", "pricingPlans[0].recurring.amountMinor");
+}
+
 TEST_F(CatalogSpec, APlanWithNoPriceIsRefused) {
   Offer o = single("X");
   o.mutable_pricing_plans(0)->clear_one_time();

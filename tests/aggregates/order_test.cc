@@ -13,6 +13,7 @@
 #include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
+#include "aggregates/money.h"
 #include "events/codec.h"
 #include "tests/aggregates/refusals.h"
 
@@ -1032,7 +1033,8 @@ TEST(ApprovalPolicies, IsoDurations) {
   EXPECT_EQ(approval::parse_duration_s("P1D"), 86400);
   EXPECT_EQ(approval::parse_duration_s("P1DT2H30M"), 86400 + 2 * 3600 + 30 * 60);
   EXPECT_EQ(approval::parse_duration_s("PT45S"), 45);
-  for (const char* bad : {"", "P", "PT", "8H", "PT8", "P1H", "PT1D", "P0D", "PTH"})
+  for (const char* bad : {"", "P", "PT", "8H", "PT8", "P1H", "PT1D", "P0D", "PTH", "P1D1D",
+                          "PT1M1H", "P367D", "P99999999D"})
     EXPECT_FALSE(approval::parse_duration_s(bad)) << bad;
 }
 
@@ -1091,6 +1093,22 @@ TEST(ApprovalPolicies, EachConditionMustHold) {
     if (miss == 4) u.set_customer_level(customer::GROWTH);
     EXPECT_TRUE(approval::chain_for(state, u).steps.empty()) << "condition " << miss;
   }
+}
+
+TEST(ApprovalPolicies, StepsThatCouldNeverBeDecidedAreRefused) {
+  approval::ApprovalPolicies state;
+  approval::ApprovalPolicy p = discount_policy();
+  ApprovalStep* all = p.mutable_rules(0)->mutable_steps(0);
+  all->set_mode(ApprovalStep::ALL);
+  all->add_approvers("ann");
+  approval::PublishPolicy c;
+  *c.mutable_policy() = p;
+  expect_refused(approval::decide(state, c), "policy.escalate_all", "rules[0].steps[0].onTimeout");
+  approval::ApprovalPolicy any = discount_policy();
+  any.mutable_rules(1)->mutable_steps(0)->add_approvers("ann");
+  *c.mutable_policy() = any;
+  expect_refused(approval::decide(state, c), "policy.step_approvers",
+                 "rules[1].steps[0].approvers");
 }
 
 // --- Approval on the order ---
@@ -1224,6 +1242,74 @@ TEST_F(OrderSpec, AnAllStepNeedsEveryNamedApprover) {
   EXPECT_EQ(order_.state(), APPROVED);
 }
 
+TEST_F(OrderSpec, OnePersonCannotCompleteAnAllStepThroughTwoDelegations) {
+  approval::ApprovalPolicy p;
+  p.set_policy_id("board");
+  auto* rule = p.add_rules();
+  rule->set_name("all orders");
+  ApprovalStep board = step("board");
+  board.set_mode(ApprovalStep::ALL);
+  board.add_approvers("ann");
+  board.add_approvers("ben");
+  *rule->add_steps() = board;
+  publish_policy(p);
+  publish(offer("LINE"));
+  given_submitted({add("LINE")});
+  const std::vector<std::pair<std::string, std::string>> both = {{"ann", "board"},
+                                                                 {"ben", "board"}};
+  apply(decide_as("dan", {}, "ord-1.1.1", ApprovalDecision::APPROVE, "", both));
+  expect_refused(decide_as("dan", {}, "ord-1.1.1", ApprovalDecision::APPROVE, "", both),
+                 "approval.already_decided", "", Rejection::Kind::kConflict);
+  EXPECT_EQ(order_.state(), PENDING_APPROVAL);
+}
+
+TEST_F(OrderSpec, TheRequestersOwnEarlierApprovalIsNeverCarried) {
+  publish_policy(discount_policy());
+  publish(discounted("LINE", 35));
+  given_submitted({add("LINE")});
+  apply(decide_as("mia", {"manager"}, "ord-1.1.1", ApprovalDecision::APPROVE));
+  apply(decide_as("dan", {"director"}, "ord-1.1.2", ApprovalDecision::RETURN, "again"));
+  actor_ = "mia";  // the manager who approved step 1 resubmits
+  given(SubmitOrder());
+  EXPECT_EQ(order_.approvals(0).state(), Approval::PENDING) << "asked again, of someone else";
+}
+
+TEST_F(OrderSpec, AManualPriceAlwaysNeedsApproval) {
+  publish(offer("LINE"));
+  given_draft();
+  Item item = add("LINE");
+  *item.mutable_manual_price() = money(100);
+  given(add_item(item));
+  ASSERT_EQ(receipt().approval_chain_size(), 1);
+  EXPECT_EQ(receipt().approval_chain(0).role(), "manager");
+  EXPECT_EQ(receipt().approval_chain(0).rule(), "built-in/non-standard price");
+  given(SubmitOrder());
+  EXPECT_EQ(order_.state(), PENDING_APPROVAL);
+}
+
+TEST_F(OrderSpec, SumsThatWouldLeave64BitsAreAViolationNotAWrap) {
+  publish(offer("BIG", 0, kAmountMax));
+  given_draft();
+  for (int i = 0; i < 2; ++i) given(add_item(add("BIG", 5000)));  // 5·10^18 each: fits alone
+  expect_violation("price.overflow", "");
+}
+
+TEST_F(OrderSpec, AModifyIsPricedForEveryUnitTheInstanceHolds) {
+  catalog::Offer tv = offer("TV", 0, 3000);
+  auto* gold = tv.add_pricing_plans();
+  gold->set_id("gold");
+  gold->set_kind(catalog::DISCOUNTED);
+  *gold->mutable_recurring() = money(4500);
+  publish(tv);
+  hold("pi-tv", "TV", 5);
+  given_draft();
+  Item upgrade = change(MODIFY, "TV", "pi-tv");
+  upgrade.set_pricing_plan_id("gold");
+  given(add_item(upgrade));
+  EXPECT_EQ(receipt().lines(0).quantity(), 5u);
+  EXPECT_EQ(receipt().lines(0).recurring().amount_minor(), 5 * 4500);
+}
+
 TEST_F(OrderSpec, ATimedOutStepEscalatesOnceThenRejects) {
   publish_policy(discount_policy());
   publish(discounted("LINE", 15));
@@ -1312,11 +1398,20 @@ TEST_F(OrderSpec, ARepeatedPaymentReferenceChangesNothing) {
   given_submitted({add("LINE")});
   given(payment("bank-1", Payment::PAYMENT, 5000));
   EXPECT_THAT(when(payment("bank-1", Payment::PAYMENT, 5000)).events, IsEmpty());
-  EXPECT_THAT(when(payment("bank-1", Payment::REFUND, 999)).events, IsEmpty())
-      << "the reference decides, whatever else the repeat says";
+  expect_refused(when(payment("bank-1", Payment::REFUND, 999)), "payment.ref_reused", "",
+                 Rejection::Kind::kConflict);
 }
 
-TEST_F(OrderSpec, RefundsNeverExceedWhatWasPaidAndComeOutOfPaymentsFirst) {
+TEST_F(OrderSpec, MoneyPaidAsAPaymentCountsTowardsTheDepositFirst) {
+  publish(with_deposit("LINE", 1000));
+  given_submitted({add("LINE")});
+  given(payment("all-in-one", Payment::PAYMENT, 6000));
+  EXPECT_EQ(order_.balances(0).deposited().amount_minor(), 1000);
+  EXPECT_EQ(order_.balances(0).balance_due().amount_minor(), 0);
+  EXPECT_FALSE(when(result("it-1", true)).rejection);
+}
+
+TEST_F(OrderSpec, RefundsNeverExceedWhatWasPaid) {
   publish(with_deposit("LINE", 10000));
   given_submitted({add("LINE")});
   given(payment("d", Payment::DEPOSIT, 10000));
@@ -1327,7 +1422,7 @@ TEST_F(OrderSpec, RefundsNeverExceedWhatWasPaidAndComeOutOfPaymentsFirst) {
   ASSERT_EQ(order_.balances_size(), 1);
   const Balance& b = order_.balances(0);
   EXPECT_EQ(b.paid().amount_minor(), 9000);
-  EXPECT_EQ(b.deposited().amount_minor(), 9000) << "1000 of the refund came out of the deposit";
+  EXPECT_EQ(b.deposited().amount_minor(), 9000) << "what is left counts towards the deposit";
   EXPECT_EQ(b.due().amount_minor(), 5000 + 10000);
   EXPECT_EQ(b.balance_due().amount_minor(), 6000);
 }

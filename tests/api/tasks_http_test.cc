@@ -4,7 +4,6 @@
 #include <gmock/gmock.h>
 
 #include "events/codec.h"
-
 #include "order.pb.h"
 #include "task.pb.h"
 #include "tests/api/api_fixture.h"
@@ -73,8 +72,8 @@ TEST_F(TasksHttp, AFulfilledOrderOpensOneSatisfactionRevisitForItsOwner) {
                      "amount": {"amountMinor": 5000, "currency": "CNY"}})")
                 .status,
             201);
-  auto done = post("/v1/orders/" + order.id() + "/items/it-1:activate",
-                   R"({"result": "ACTIVATED"})");
+  auto done =
+      post("/v1/orders/" + order.id() + "/items/it-1:activate", R"({"result": "ACTIVATED"})");
   ASSERT_EQ(done.status, 200) << done.body;
   const auto position = parse_json<order::Order>(done.body).position();
 
@@ -84,8 +83,7 @@ TEST_F(TasksHttp, AFulfilledOrderOpensOneSatisfactionRevisitForItsOwner) {
   EXPECT_EQ(revisit.rule(), "order.completed.revisit");
   EXPECT_EQ(revisit.order_id(), order.id());
   EXPECT_EQ(timestamp_to_us(revisit.due_at()), kStartUs + 7 * 24 * kHourUs);
-  EXPECT_THAT(listed("assignee=sally&state=OPEN", position),
-              ElementsAre("revisit-" + order.id()));
+  EXPECT_THAT(listed("assignee=sally&state=OPEN", position), ElementsAre("revisit-" + order.id()));
 
   clock_.advance_us(8 * 24 * kHourUs);  // a week later it is overdue: escalated to a manager
   EXPECT_GE(fire(), 1u);  // (the deposit chase's timer, paid meanwhile, fires to no effect)
@@ -93,8 +91,8 @@ TEST_F(TasksHttp, AFulfilledOrderOpensOneSatisfactionRevisitForItsOwner) {
   EXPECT_TRUE(overdue.overdue());
   EXPECT_EQ(overdue.escalated_to(), "manager");
   EXPECT_EQ(fire(), 0u) << "once";
-  auto completed = post("/v1/tasks/revisit-" + order.id() + ":complete",
-                        R"({"outcome": "happy customer"})");
+  auto completed =
+      post("/v1/tasks/revisit-" + order.id() + ":complete", R"({"outcome": "happy customer"})");
   ASSERT_EQ(completed.status, 200) << completed.body;
   EXPECT_EQ(parse_json<task::Task>(completed.body).state(), task::DONE);
   expect_problem(post("/v1/tasks/revisit-" + order.id() + ":cancel", ""), 409);
