@@ -666,6 +666,67 @@ Outcome cancel_order(const Order& state, const CancelOrder& c, const Context& co
   return {{std::move(e)}, std::nullopt};
 }
 
+// An ADD is judged again against what the customer holds when it is carried out: another order
+// of the customer may have been fulfilled since this one was submitted (an exclusion, a
+// maximum), and a prerequisite must be held or still coming with this order.
+std::optional<Rejection> still_allowed(const Order& state, const Item& item,
+                                       const Context& context) {
+  auto offer = catalog::offer_view(*context.catalog, item.offer_id(), item.offer_version());
+  if (!offer || context.customer == nullptr) return std::nullopt;
+  const auto& held = context.customer->product_instances();
+  auto holds = [&](const std::string& offer_id) {
+    return std::any_of(held.begin(), held.end(),
+                       [&](const auto& i) { return i.offer_id() == offer_id; });
+  };
+  auto refuse = [&](std::string rule, std::string message) {
+    return Rejection{Rejection::Kind::kConflict,
+                     std::move(rule),
+                     std::move(message) + ": record item '" + item.item_id() + "' as FAILED",
+                     {}};
+  };
+  for (const auto& required : offer->required_offers()) {
+    const bool coming = std::any_of(state.items().begin(), state.items().end(), [&](const auto& i) {
+      return i.action() == ADD && i.offer_id() == required && i.state() != Item::FAILED;
+    });
+    if (!holds(required) && !coming)
+      return refuse("offer.requires", "Offer '" + item.offer_id() + "' requires offer '" +
+                                          required + "', which the customer no longer gets");
+  }
+  auto removed_here = [&](const std::string& instance_id) {
+    return std::any_of(state.items().begin(), state.items().end(), [&](const auto& i) {
+      return i.action() == REMOVE && i.product_instance_id() == instance_id &&
+             i.state() != Item::FAILED;
+    });
+  };
+  for (const auto& instance : held) {
+    if (removed_here(instance.id())) continue;  // this order disconnects it
+    auto other = catalog::find_offer(*context.catalog, instance.offer_id());
+    const bool excluded =
+        std::find(offer->excludes().begin(), offer->excludes().end(), instance.offer_id()) !=
+            offer->excludes().end() ||
+        (other != nullptr &&
+         std::find(other->versions().rbegin()->excludes().begin(),
+                   other->versions().rbegin()->excludes().end(),
+                   item.offer_id()) != other->versions().rbegin()->excludes().end());
+    if (excluded)
+      return refuse("offer.excludes", "Offer '" + item.offer_id() +
+                                          "' cannot be held together with offer '" +
+                                          instance.offer_id() + "', which the customer now holds");
+  }
+  if (offer->max_quantity() > 0) {
+    uint64_t count = item.quantity();
+    for (const auto& instance : held)
+      if (instance.offer_id() == item.offer_id())
+        count += std::max<uint32_t>(instance.quantity(), 1);
+    if (count > offer->max_quantity())
+      return refuse("quantity.max", "Expected at most " + std::to_string(offer->max_quantity()) +
+                                        " of offer '" + item.offer_id() +
+                                        "' per customer, but it would hold " +
+                                        std::to_string(count));
+  }
+  return std::nullopt;
+}
+
 Outcome record_activation(const Order& state, const RecordActivation& c, const Context& context) {
   if (state.version() == 0) return Outcome::refuse(order_not_found(context));
   const Item* item = find_item(state, c.item_id());
@@ -696,6 +757,11 @@ Outcome record_activation(const Order& state, const RecordActivation& c, const C
     if (other.state() == Item::FAILED) ++failed;
   }
   if (c.result() == RecordActivation::ACTIVATED) {
+    if (item->action() == ADD) {
+      if (auto refused = still_allowed(state, *item, context)) {
+        return Outcome::refuse(std::move(*refused));
+      }
+    }
     for (const auto& b : state.balances()) {
       if (b.deposited().amount_minor() < b.deposit_due().amount_minor()) {
         return Outcome::refuse(conflict(

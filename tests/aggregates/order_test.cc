@@ -541,6 +541,33 @@ TEST_F(OrderSpec, ActivatedItemsChangeProductInstances) {
   EXPECT_EQ(product_change(order_, removed)->instance().id(), "pi-old");
 }
 
+TEST_F(OrderSpec, AnAddIsJudgedAgainAgainstWhatTheCustomerHoldsWhenItIsCarriedOut) {
+  catalog::Offer single = offer("SINGLE-SIM");
+  single.set_max_quantity(1);
+  publish(single);
+  publish(offer("PREPAID"));
+  catalog::Offer postpaid = offer("POSTPAID");
+  postpaid.add_excludes("PREPAID");
+  publish(postpaid);
+  given_submitted({add("SINGLE-SIM"), add("POSTPAID")});
+  // Meanwhile another order of the customer was fulfilled.
+  hold("pi-sim", "SINGLE-SIM");
+  hold("pi-pre", "PREPAID");
+  expect_refused(when(result("it-1", true)), "quantity.max", "", Rejection::Kind::kConflict);
+  expect_refused(when(result("it-2", true)), "offer.excludes", "", Rejection::Kind::kConflict);
+  EXPECT_FALSE(when(result("it-2", false)).rejection) << "recorded as FAILED instead";
+}
+
+TEST_F(OrderSpec, AnAddWhosePrerequisiteFailedIsNotCarriedOut) {
+  publish(offer("PHONE-LINE"));
+  catalog::Offer calls = offer("CALL-PACK", 0, 1000);
+  calls.add_required_offers("PHONE-LINE");
+  publish(calls);
+  given_submitted({add("PHONE-LINE"), add("CALL-PACK")});
+  given(result("it-1", false));
+  expect_refused(when(result("it-2", true)), "offer.requires", "", Rejection::Kind::kConflict);
+}
+
 TEST_F(OrderSpec, AnInstanceEndedSinceSubmissionCannotBeActivatedForAModifyOrRemove) {
   publish(offer("PHONE-LINE"));
   hold("pi-old", "PHONE-LINE");
