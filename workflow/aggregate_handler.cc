@@ -65,6 +65,9 @@ class CustomerHandler final : public AggregateHandler {
       case events::CommandEnvelope::kApplyProductChanges:
         c = command.apply_product_changes();
         break;
+      case events::CommandEnvelope::kSetOrderBalance:
+        c = command.set_order_balance();
+        break;
       default:
         return {{}, wrong_command(kCustomerStream), {}, {}};
     }
@@ -267,6 +270,8 @@ class OrderHandler final : public AggregateHandler {
       }
     }
     std::vector<events::CommandEnvelope> tasks = follow_up_tasks(order, decided.events, command);
+    if (auto balance = customer_balance(order, decided.events, command, ctx.now_us))
+      tasks.push_back(std::move(*balance));
     HandlerDecision out = to_handler_decision(std::move(decided));
     for (auto& t : tasks) out.follow_ups.push_back(std::move(t));
     if (!changes.changes().empty()) {
@@ -296,6 +301,41 @@ class OrderHandler final : public AggregateHandler {
   }
 
  private:
+  // The customer's balance follows the order's money: paid − due, the due counting only while
+  // the order is to be delivered. Nullopt when these events do not change the order's money.
+  static std::optional<events::CommandEnvelope> customer_balance(
+      const order::Order& order, const std::vector<order::Event>& events,
+      const events::CommandEnvelope& cause, int64_t now_us) {
+    const bool changes = std::any_of(events.begin(), events.end(), [](const auto& e) {
+      return std::holds_alternative<order::OrderSubmitted>(e) ||
+             std::holds_alternative<order::PaymentRecorded>(e) ||
+             std::holds_alternative<order::OrderCancelled>(e) ||
+             std::holds_alternative<order::OrderRejected>(e) ||
+             std::holds_alternative<order::OrderClosed>(e);
+    });
+    if (!changes) return std::nullopt;
+    order::Order after = order;
+    for (const auto& e : events) order::evolve(after, e, after.version() + 1, now_us);
+    events::CommandEnvelope c;
+    c.set_command_id(cause.command_id() + "/balance");
+    c.set_stream_id(after.customer_id());
+    c.set_stream_type(kCustomerStream);
+    c.set_partition_key(after.customer_id());
+    *c.mutable_actor() = cause.actor();
+    c.set_correlation_id(cause.correlation_id());
+    *c.mutable_issued_at() = cause.issued_at();
+    auto* set = c.mutable_set_order_balance();
+    set->set_order_id(after.id());
+    const bool delivers = after.state() != order::CANCELLED && after.state() != order::REJECTED &&
+                          after.state() != order::FAILED;
+    for (const auto& b : after.balances()) {
+      auto* net = set->add_net();
+      net->set_currency(b.currency());
+      net->set_amount_minor(b.paid().amount_minor() - (delivers ? b.due().amount_minor() : 0));
+    }
+    return c;
+  }
+
   static std::string retention_task_id(const order::Order& order, const order::Item& item) {
     return "retain-" + order.id() + "-" + item.item_id();
   }

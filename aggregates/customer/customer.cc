@@ -1,5 +1,7 @@
 #include "aggregates/customer/customer.h"
 
+#include <map>
+
 #include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
@@ -294,6 +296,17 @@ Decision<Event> decide(const Customer& state, const std::string& customer_id,
           [&](const ApplyProductChanges& c) {
             return apply_product_changes(state, customer_id, c);
           },
+          [&](const SetOrderBalance& c) -> Decision<Event> {
+            if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+            OrderBalanceChanged e;
+            e.mutable_order_balance()->set_order_id(c.order_id());
+            *e.mutable_order_balance()->mutable_net() = c.net();
+            for (const auto& b : state.order_balances())
+              if (b.order_id() == c.order_id() &&
+                  b.SerializeAsString() == e.order_balance().SerializeAsString())
+                return {};  // unchanged
+            return {{std::move(e)}, std::nullopt};
+          },
       },
       command);
 }
@@ -345,6 +358,24 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                      auto since = instance.since();
                      instance = e.instance();
                      *instance.mutable_since() = since;
+                   }
+                 },
+                 [&](const OrderBalanceChanged& e) {
+                   bool found = false;
+                   for (auto& b : *state.mutable_order_balances()) {
+                     if (b.order_id() != e.order_balance().order_id()) continue;
+                     b = e.order_balance();
+                     found = true;
+                   }
+                   if (!found) *state.add_order_balances() = e.order_balance();
+                   std::map<std::string, int64_t> sums;
+                   for (const auto& b : state.order_balances())
+                     for (const auto& m : b.net()) sums[m.currency()] += m.amount_minor();
+                   state.clear_balance();
+                   for (const auto& [currency, amount] : sums) {
+                     auto* m = state.add_balance();
+                     m->set_currency(currency);
+                     m->set_amount_minor(amount);
                    }
                  },
                  [&](const ProductInstanceEnded& e) {

@@ -13,11 +13,12 @@
 
 namespace crm::customer {
 
-using Command = std::variant<RegisterCustomer, UpdateCustomer, AddContact, ApplyProductChanges>;
-using Event =
-    std::variant<CustomerRegistered, CustomerProfileChanged, CustomerLevelChanged,
-                 CustomerCreditLevelChanged, CustomerOwnerChanged, CustomerStageChanged,
-                 ContactAdded, ProductInstanceAdded, ProductInstanceChanged, ProductInstanceEnded>;
+using Command = std::variant<RegisterCustomer, UpdateCustomer, AddContact, ApplyProductChanges,
+                             SetOrderBalance>;
+using Event = std::variant<CustomerRegistered, CustomerProfileChanged, CustomerLevelChanged,
+                           CustomerCreditLevelChanged, CustomerOwnerChanged, CustomerStageChanged,
+                           ContactAdded, ProductInstanceAdded, ProductInstanceChanged,
+                           ProductInstanceEnded, OrderBalanceChanged>;
 
 inline constexpr size_t kContactsMax = 200;
 

@@ -312,6 +312,27 @@ TEST(CustomerProducts, ChangingAnInstanceNotHeldOrOfAnUnknownCustomerIsRefused) 
                  "product_instance.not_held", Rejection::Kind::kConflict);
 }
 
+SetOrderBalance order_balance(const std::string& order_id, int64_t net) {
+  SetOrderBalance c;
+  c.set_order_id(order_id);
+  auto* m = c.add_net();
+  m->set_currency("CNY");
+  m->set_amount_minor(net);
+  return c;
+}
+
+TEST(CustomerBalance, SumsWhatEachOrderLeavesOnTheAccount) {
+  Spec spec;
+  spec.given_registered();
+  spec.given(spec.when(order_balance("ord-1", -14500)).events);
+  spec.given(spec.when(order_balance("ord-2", 3000)).events);
+  ASSERT_EQ(spec.state().balance_size(), 1);
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), -11500);
+  spec.given(spec.when(order_balance("ord-1", 0)).events);
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 3000);
+  EXPECT_TRUE(spec.when(order_balance("ord-1", 0)).events.empty()) << "unchanged: nothing";
+}
+
 TEST(CustomerReplay, DecideIsDeterministic) {
   Spec a, b;
   a.given_registered();

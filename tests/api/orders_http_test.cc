@@ -419,10 +419,23 @@ TEST_F(OrdersHttp, PaymentsReconcileToTheMinorUnitAndARepeatedReferenceCountsOnc
                                          "amount": {"amountMinor": 100, "currency": "USD"}})"),
                                 422);
   EXPECT_THAT(rules_of(dollars), ElementsAre("payment.currency"));
+  // The customer's balance follows: paid − due over its orders.
+  auto balance = [&] {
+    auto c = get_customer(customer_id_);
+    return c.balance().empty() ? int64_t{0} : c.balance(0).amount_minor();
+  };
+  EXPECT_EQ(balance(), 500);
   auto refunded = pay(order.id(), "REFUND", 500, "r-2");
+  EXPECT_EQ(balance(), 0);
   EXPECT_EQ(refunded.balances(0).credit().amount_minor(), 0);
   EXPECT_EQ(refunded.balances(0).paid().amount_minor(), 14500);
   EXPECT_EQ(refunded.balances(0).refunded().amount_minor(), 500);
+
+  auto second = submitted_order();  // owes 145.00 until cancelled: then only its payment counts
+  EXPECT_EQ(balance(), -14500);
+  pay(second.id(), "DEPOSIT", 1000, "d-second");
+  ASSERT_EQ(post("/v1/orders/" + second.id() + ":cancel", R"({"reason": "moved"})").status, 200);
+  EXPECT_EQ(balance(), 1000) << "the deposit of the cancelled order is the customer's credit";
 
   auto draft = create_order();
   expect_problem(post("/v1/orders/" + draft.id() + "/payments",
