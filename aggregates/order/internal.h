@@ -28,7 +28,8 @@ inline Rejection order_not_found(const Context& context) {
   return not_found("order.not_found", "No order '" + context.order_id + "'");
 }
 
-inline void check_length(Violations& v, const std::string& field, const std::string& text, size_t max) {
+inline void check_length(Violations& v, const std::string& field, const std::string& text,
+                         size_t max) {
   if (validation::utf8_length(text) > max) {
     v.add(field, "order." + field + "_too_long",
           "Expected " + field + " of at most " + std::to_string(max) + " characters, but it has " +
