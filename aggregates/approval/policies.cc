@@ -20,11 +20,6 @@ std::string at(const std::string& field, int index) {
   return field + "[" + std::to_string(index) + "]";
 }
 
-bool is_currency(std::string_view code) {
-  return code.size() == 3 &&
-         std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
 template <typename List, typename Value>
 bool contains(const List& list, const Value& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
@@ -99,7 +94,7 @@ Outcome publish(const ApprovalPolicies& state, const PublishPolicy& c) {
             "Expected minDiscountPercent between 0 and 100");
     if (when.has_min_total() &&
         (when.min_total().amount_minor() < 0 || when.min_total().amount_minor() > kAmountMax ||
-         !is_currency(when.min_total().currency())))
+         !validation::is_currency(when.min_total().currency())))
       v.add(field + ".when.minTotal", "policy.min_total",
             "Expected minTotal as Money of zero or more with an ISO 4217 currency");
     if (rule.steps().empty())

@@ -19,11 +19,6 @@ std::string at(const std::string& field, int index) {
   return field + "[" + std::to_string(index) + "]";
 }
 
-bool is_currency(std::string_view code) {
-  return code.size() == 3 &&
-         std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
 // Checks one amount; returns its currency when it has a valid one.
 std::optional<std::string> check_money(Violations& v, const std::string& field, const Money& m) {
   if (m.amount_minor() < 0) {
@@ -33,7 +28,7 @@ std::optional<std::string> check_money(Violations& v, const std::string& field, 
     v.add(field + ".amountMinor", "money.too_large",
           "Expected " + field + " of at most " + std::to_string(kAmountMax) + " minor units");
   }
-  if (!is_currency(m.currency())) {
+  if (!validation::is_currency(m.currency())) {
     v.add(field + ".currency", "money.currency_format",
           "Expected " + field + ".currency as an ISO 4217 code like CNY, but got '" + m.currency() +
               "'");

@@ -19,11 +19,6 @@ namespace {
 
 using namespace internal;
 
-bool is_currency(std::string_view code) {
-  return code.size() == 3 &&
-         std::all_of(code.begin(), code.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
-}
-
 Rejection item_not_found(const Order& order, const std::string& item_id) {
   return not_found("order.item_not_found",
                    "Order '" + order.id() + "' has no item '" + item_id + "'");
@@ -121,7 +116,7 @@ std::optional<Rejection> check_item(const Item& item, const Context& context) {
       v.add("manualPrice.amountMinor", "money.too_large",
             "Expected a manual price of at most " + std::to_string(kAmountMax) + " minor units");
     }
-    if (!is_currency(item.manual_price().currency())) {
+    if (!validation::is_currency(item.manual_price().currency())) {
       v.add("manualPrice.currency", "money.currency_format",
             "Expected manualPrice.currency as an ISO 4217 code like CNY, but got '" +
                 item.manual_price().currency() + "'");
