@@ -331,4 +331,21 @@ class ApiTest : public ::testing::Test {
   std::string last_position_;
 };
 
+// An engine on a manual clock whose timers fire only when a test calls fire_due_timers(), so
+// tests move time and see each time limit take effect exactly when they say.
+class ClockedApiTest : public ApiTest {
+ protected:
+  static constexpr int64_t kStartUs = 1'790'000'000'000'000;
+  static constexpr int64_t kHourUs = 3'600'000'000;
+
+  AppConfig app_config() override {
+    AppConfig config;
+    config.timer_interval = std::chrono::hours(24);  // timers fire when a test says so
+    return config;
+  }
+  const Clock* clock() override { return &clock_; }
+
+  ManualClock clock_{kStartUs};
+};
+
 }  // namespace crm::api_test

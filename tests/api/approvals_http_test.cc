@@ -18,9 +18,6 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-constexpr int64_t kStartUs = 1'790'000'000'000'000;
-constexpr int64_t kHourUs = 3'600'000'000;
-
 // A manager approves discounts of 10 % or more within 8 hours, else a director is asked.
 constexpr char kPolicy[] = R"({"rules": [{"name": "big discount",
   "when": {"minDiscountPercent": 10},
@@ -32,15 +29,8 @@ constexpr char kLine[] = R"({"name": "Line", "kind": "SINGLE",
     "recurring": {"amountMinor": 10000, "currency": "CNY"},
     "discountPackages": [{"id": "promo", "percentOff": 20, "effectiveModes": ["IMMEDIATE"]}]}]})";
 
-class ApprovalsHttp : public ApiTest {
+class ApprovalsHttp : public ClockedApiTest {
  protected:
-  AppConfig app_config() override {
-    AppConfig config;
-    config.timer_interval = std::chrono::hours(24);  // timers fire when a test says so
-    return config;
-  }
-  const Clock* clock() override { return &clock_; }
-
   void SetUp() override {
     ApiTest::SetUp();
     ASSERT_EQ(put("/v1/catalog/offers/LINE", kLine).status, 201);
@@ -93,7 +83,6 @@ class ApprovalsHttp : public ApiTest {
     return out;
   }
 
-  ManualClock clock_{kStartUs};
   std::string customer_id_, clerk_, manager_, director_, last_position_;
 };
 

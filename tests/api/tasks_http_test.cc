@@ -14,23 +14,13 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-constexpr int64_t kStartUs = 1'790'000'000'000'000;
-constexpr int64_t kHourUs = 3'600'000'000;
-
 constexpr char kLine[] = R"({"name": "Line", "kind": "SINGLE",
   "pricingPlans": [{"id": "std", "kind": "STANDARD",
     "recurring": {"amountMinor": 10000, "currency": "CNY"}}],
   "deposit": {"amount": {"amountMinor": 5000, "currency": "CNY"}, "scope": "OBJECT"}})";
 
-class TasksHttp : public ApiTest {
+class TasksHttp : public ClockedApiTest {
  protected:
-  AppConfig app_config() override {
-    AppConfig config;
-    config.timer_interval = std::chrono::hours(24);  // timers fire when a test says so
-    return config;
-  }
-  const Clock* clock() override { return &clock_; }
-
   void SetUp() override {
     ApiTest::SetUp();
     ASSERT_EQ(put("/v1/catalog/offers/LINE", kLine).status, 201);
@@ -61,7 +51,6 @@ class TasksHttp : public ApiTest {
     return ids;
   }
 
-  ManualClock clock_{kStartUs};
   std::string customer_id_;
 };
 
