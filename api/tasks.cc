@@ -15,7 +15,7 @@
 namespace crm::api {
 namespace {
 
-constexpr char kTaskPath[] = R"(/v1/tasks/([A-Za-z0-9._-]{1,64}))";
+constexpr char kTaskPath[] = R"(/v1/tasks/([A-Za-z0-9._-]{1,128}))";
 
 task::Task view_of(const CommandOutcome& outcome) {
   task::Task view = static_cast<const task::Task&>(*outcome.state);

@@ -1,10 +1,10 @@
 // crm: the engine's one binary.
 //   crm serve  [--data-dir DIR] [--listen HOST:PORT] [--partitions N] [--http-threads N]
-//              [--body-limit BYTES]
+//              [--body-limit BYTES] [--follow-up-rules NAME=VALUE,...]
 //   crm replay [--data-dir DIR] [--partitions N]   rebuild every read model from position 0
 //   crm version
 // Flags may also come from the environment: CRM_DATA_DIR, CRM_LISTEN, CRM_PARTITIONS,
-// CRM_HTTP_THREADS, CRM_BODY_LIMIT (a flag wins over the environment).
+// CRM_HTTP_THREADS, CRM_BODY_LIMIT, CRM_FOLLOW_UP_RULES (a flag wins over the environment).
 #include <signal.h>
 
 #include <charconv>
@@ -17,6 +17,7 @@
 
 #include "ops/app.h"
 #include "ops/logging.h"
+#include "workflow/follow_up_rules.h"
 #include "workflow/partition_processor.h"
 
 namespace crm {
@@ -29,6 +30,8 @@ constexpr char kUsage[] =
     "           --partitions N (8, fixed when the data directory is created)\n"
     "           --http-threads N (256: concurrent connections served)\n"
     "           --body-limit BYTES (1048576)\n"
+    "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
+    "             see docs/user-guide.md, Follow-up tasks)\n"
     "  replay   rebuild every read model from the log and compare digests\n"
     "           --data-dir DIR  --partitions N\n"
     "  version  print the engine version\n";
@@ -41,11 +44,9 @@ struct Flags {
 Flags parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
   Flags flags;
   static const std::map<std::string, std::string> kEnvironment = {
-      {"data-dir", "CRM_DATA_DIR"},
-      {"listen", "CRM_LISTEN"},
-      {"partitions", "CRM_PARTITIONS"},
-      {"http-threads", "CRM_HTTP_THREADS"},
-      {"body-limit", "CRM_BODY_LIMIT"}};
+      {"data-dir", "CRM_DATA_DIR"},     {"listen", "CRM_LISTEN"},
+      {"partitions", "CRM_PARTITIONS"}, {"http-threads", "CRM_HTTP_THREADS"},
+      {"body-limit", "CRM_BODY_LIMIT"}, {"follow-up-rules", "CRM_FOLLOW_UP_RULES"}};
   for (const auto& name : known) {
     auto env = kEnvironment.find(name);
     if (env == kEnvironment.end()) continue;
@@ -102,6 +103,10 @@ std::string read_config(const Flags& flags, AppConfig& config) {
       return "--body-limit must be 1024..1073741824";
     config.http.body_bytes_max = number;
   }
+  if (auto* v = get("follow-up-rules")) {
+    auto bad = parse_follow_up_rules(*v, config.processor.follow_ups);
+    if (!bad.empty()) return "--follow-up-rules: " + bad;
+  }
   if (auto* v = get("listen")) {
     auto colon = v->rfind(':');
     if (colon == std::string::npos || !parse_number(v->substr(colon + 1), 0, 65535, &number))
@@ -115,8 +120,9 @@ std::string read_config(const Flags& flags, AppConfig& config) {
 }
 
 int serve(int argc, char** argv) {
-  auto flags = parse_flags(argc, argv, 2,
-                           {"data-dir", "listen", "partitions", "http-threads", "body-limit"});
+  auto flags = parse_flags(
+      argc, argv, 2,
+      {"data-dir", "listen", "partitions", "http-threads", "body-limit", "follow-up-rules"});
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
   if (!error.empty()) {

@@ -24,6 +24,9 @@ std::vector<std::string> index_keys(const task::Task& t) {
     keys.push_back(task_index("role", t.escalated_to()) + t.id());
   if (!t.customer_id().empty()) keys.push_back(task_index("customer", t.customer_id()) + t.id());
   if (!t.order_id().empty()) keys.push_back(task_index("order", t.order_id()) + t.id());
+  // The overdue list: open tasks past their due time (escalated), without a scan of the rest.
+  if (t.overdue() && t.state() == task::OPEN)
+    keys.push_back(task_index("overdue", "OPEN") + t.id());
   return keys;
 }
 
@@ -57,6 +60,8 @@ Result<task::TaskList> list_tasks(Store& store, const TaskFilter& filter, size_t
     prefix = task_index("assignee", filter.assignee);
   else if (!filter.role.empty())
     prefix = task_index("role", filter.role);
+  else if (filter.overdue_only)
+    prefix = task_index("overdue", "OPEN");
   else if (!filter.state.empty())
     prefix = task_index("state", filter.state);
   return list_rows<task::TaskList, task::Task>(

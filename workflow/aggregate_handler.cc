@@ -40,8 +40,40 @@ Rejection wrong_command(const std::string& stream_type) {
           {}};
 }
 
+// A follow-up command opening task `task_id` in the partition of `partition_key`, caused by
+// `cause` (its id derives from the cause, so a repeat of the cause repeats the command).
+events::CommandEnvelope open_task(const events::CommandEnvelope& cause, const std::string& task_id,
+                                  const std::string& partition_key, task::CreateTask body) {
+  events::CommandEnvelope c;
+  c.set_command_id(cause.command_id() + "/" + task_id);
+  c.set_stream_id(task::stream_id(task_id));
+  c.set_stream_type(kTaskStream);
+  c.set_partition_key(partition_key);
+  *c.mutable_actor() = cause.actor();
+  c.set_correlation_id(cause.correlation_id());
+  *c.mutable_issued_at() = cause.issued_at();
+  *c.mutable_create_task() = std::move(body);
+  return c;
+}
+
+// The body of a task a follow-up rule opens: for the owner, or the fallback role without one.
+task::CreateTask task_body(const FollowUpRules& rules, const std::string& owner_id,
+                           std::string subject, std::string reason, int64_t due_us,
+                           std::string rule) {
+  task::CreateTask t;
+  t.set_subject(std::move(subject));
+  t.set_reason(std::move(reason));
+  *t.mutable_due_at() = timestamp_from_us(due_us);
+  t.set_assignee(owner_id);
+  if (owner_id.empty()) t.set_assignee_role(rules.fallback_role);
+  t.set_rule(std::move(rule));
+  return t;
+}
+
 class CustomerHandler final : public AggregateHandler {
  public:
+  explicit CustomerHandler(const FollowUpRules& rules)
+      : rules_(rules), reminder_rules_{rules.vip_revisit_every_us, rules.utc_offset_us} {}
   std::string stream_type() const override { return kCustomerStream; }
   std::unique_ptr<google::protobuf::Message> new_state() const override {
     return std::make_unique<customer::Customer>();
@@ -51,6 +83,7 @@ class CustomerHandler final : public AggregateHandler {
   }
   HandlerDecision decide(const google::protobuf::Message& state,
                          const events::CommandEnvelope& command, DecideContext&) const override {
+    const auto& customer = static_cast<const customer::Customer&>(state);
     customer::Command c;
     switch (command.body_case()) {
       case events::CommandEnvelope::kRegisterCustomer:
@@ -68,11 +101,41 @@ class CustomerHandler final : public AggregateHandler {
       case events::CommandEnvelope::kSetOrderBalance:
         c = command.set_order_balance();
         break;
+      case events::CommandEnvelope::kTimerFired: {
+        // A reminder no longer asked for (greeted already, no longer VIP, a contact's timer
+        // moved on) fires to no effect.
+        const auto& fired = command.timer_fired();
+        const auto due = customer::reminders(customer, reminder_rules_);
+        auto it = std::find_if(due.begin(), due.end(), [&](const customer::Reminder& r) {
+          return r.name == fired.name() && r.due_us == timestamp_to_us(fired.due_at());
+        });
+        if (it == due.end()) return {};
+        if (it->name == customer::kVipRevisitReminder) {
+          c = customer::OpenVipRevisit();
+        } else {
+          customer::OpenBirthdayGreeting greeting;
+          greeting.set_contact_id(it->contact_id);
+          greeting.set_year(it->year);
+          c = std::move(greeting);
+        }
+        break;
+      }
       default:
         return {{}, wrong_command(kCustomerStream), {}, {}};
     }
-    return to_handler_decision(
-        customer::decide(static_cast<const customer::Customer&>(state), command.stream_id(), c));
+    auto decided = customer::decide(customer, command.stream_id(), c);
+    auto tasks = reminder_tasks(customer, decided.events, command);
+    HandlerDecision out = to_handler_decision(std::move(decided));
+    for (auto& t : tasks) out.follow_ups.push_back(std::move(t));
+    return out;
+  }
+  std::vector<std::pair<int64_t, std::string>> timers(
+      const google::protobuf::Message& state) const override {
+    std::vector<std::pair<int64_t, std::string>> out;
+    for (auto& r :
+         customer::reminders(static_cast<const customer::Customer&>(state), reminder_rules_))
+      out.emplace_back(r.due_us, std::move(r.name));
+    return out;
   }
   void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
               uint64_t version, int64_t occurred_at_us) const override {
@@ -80,6 +143,48 @@ class CustomerHandler final : public AggregateHandler {
     if (!e) std::abort();  // the processor only hands us events of this aggregate
     customer::evolve(static_cast<customer::Customer&>(state), *e, version, occurred_at_us);
   }
+
+ private:
+  // The tasks reminders open: a birthday greeting on the day, a VIP revisit.
+  std::vector<events::CommandEnvelope> reminder_tasks(const customer::Customer& customer,
+                                                      const std::vector<customer::Event>& events,
+                                                      const events::CommandEnvelope& cause) const {
+    std::vector<events::CommandEnvelope> out;
+    const int64_t now_us = timestamp_to_us(cause.issued_at());
+    for (const auto& event : events) {
+      task::CreateTask body;
+      std::string task_id;
+      if (const auto* greeting = std::get_if<customer::BirthdayGreetingOpened>(&event)) {
+        const customer::Contact* contact = nullptr;
+        for (const auto& c : customer.contacts())
+          if (c.id() == greeting->contact_id()) contact = &c;
+        if (contact == nullptr) continue;
+        // Due at the end of the local birthday (the reminder fired at its start); a day after
+        // it opens when the engine was down through the birthday.
+        const int64_t end_us = timestamp_to_us(cause.timer_fired().due_at()) + 86'400'000'000LL;
+        body = task_body(
+            rules_, customer.owner_id(), "Birthday greeting",
+            contact->name() + " (" + customer::ContactRole_Name(contact->role()) + ") of " +
+                customer.name() + " has a birthday today (" + contact->birthday() + ")",
+            end_us > now_us ? end_us : now_us + 86'400'000'000LL, "customer.contact.birthday");
+        task_id = greeting->task_id();
+      } else if (const auto* revisit = std::get_if<customer::VipRevisitOpened>(&event)) {
+        body = task_body(rules_, customer.owner_id(), "VIP revisit",
+                         "Periodic revisit " + std::to_string(revisit->number()) +
+                             " of VIP customer " + customer.name(),
+                         now_us + rules_.vip_revisit_due_us, "customer.vip.revisit");
+        task_id = revisit->task_id();
+      } else {
+        continue;
+      }
+      body.set_customer_id(customer.id());
+      out.push_back(open_task(cause, task_id, customer.id(), std::move(body)));
+    }
+    return out;
+  }
+
+  FollowUpRules rules_;
+  customer::ReminderRules reminder_rules_;
 };
 
 class PrincipalHandler final : public AggregateHandler {
@@ -147,22 +252,6 @@ class CatalogHandler final : public AggregateHandler {
     catalog::evolve(static_cast<catalog::Catalog&>(state), *e, version, occurred_at_us);
   }
 };
-
-// A follow-up command opening task `task_id` in the partition of `partition_key`, caused by
-// `cause` (its id derives from the cause, so a repeat of the cause repeats the command).
-events::CommandEnvelope open_task(const events::CommandEnvelope& cause, const std::string& task_id,
-                                  const std::string& partition_key, task::CreateTask body) {
-  events::CommandEnvelope c;
-  c.set_command_id(cause.command_id() + "/" + task_id);
-  c.set_stream_id(task::stream_id(task_id));
-  c.set_stream_type(kTaskStream);
-  c.set_partition_key(partition_key);
-  *c.mutable_actor() = cause.actor();
-  c.set_correlation_id(cause.correlation_id());
-  *c.mutable_issued_at() = cause.issued_at();
-  *c.mutable_create_task() = std::move(body);
-  return c;
-}
 
 constexpr char kDepositChaseTimer[] = "deposit-chase";
 
@@ -336,6 +425,26 @@ class OrderHandler final : public AggregateHandler {
     return c;
   }
 
+  // The subject and reason of the requester's task when approval of `order` ends with `event`
+  // (approved after asking, rejected, returned); nullopt for other events.
+  static std::optional<std::pair<std::string, std::string>> decision_task(
+      const order::Order& order, const order::Event& event) {
+    if (order.approval_round() == 0 || order.requester().empty()) return std::nullopt;
+    if (std::holds_alternative<order::OrderApproved>(event))
+      return std::pair{"Order approved: carry it out",
+                       "Every approval step of order " + order.id() + " approved it"};
+    if (const auto* rejected = std::get_if<order::OrderRejected>(&event))
+      return std::pair{"Order rejected: tell the customer",
+                       "Order " + order.id() + " was rejected" +
+                           (rejected->timed_out() ? " (its approval timed out)" : "") +
+                           (rejected->comment().empty() ? "" : ": " + rejected->comment())};
+    if (const auto* returned = std::get_if<order::OrderReturned>(&event))
+      return std::pair{"Order returned: revise and resubmit",
+                       "Order " + order.id() + " was returned" +
+                           (returned->comment().empty() ? "" : ": " + returned->comment())};
+    return std::nullopt;
+  }
+
   static std::string retention_task_id(const order::Order& order, const order::Item& item) {
     return "retain-" + order.id() + "-" + item.item_id();
   }
@@ -346,26 +455,22 @@ class OrderHandler final : public AggregateHandler {
                                                        const events::CommandEnvelope& cause) const {
     std::vector<events::CommandEnvelope> out;
     const int64_t now_us = timestamp_to_us(cause.issued_at());
-    auto body = [&](const std::string& subject, const std::string& reason, int64_t due_us,
-                    const std::string& rule) {
-      task::CreateTask t;
-      t.set_subject(subject);
-      t.set_reason(reason);
-      *t.mutable_due_at() = timestamp_from_us(due_us);
-      t.set_assignee(order.owner_id());
-      if (order.owner_id().empty()) t.set_assignee_role(rules_.fallback_role);
+    auto body = [&](std::string subject, std::string reason, int64_t due_us, std::string rule,
+                    const std::string& assignee) {
+      auto t = task_body(rules_, assignee, std::move(subject), std::move(reason), due_us,
+                         std::move(rule));
       t.set_customer_id(order.customer_id());
       t.set_order_id(order.id());
-      t.set_rule(rule);
       return t;
     };
+    const std::string& owner = order.owner_id();
     for (const auto& event : events) {
       if (const auto* closed = std::get_if<order::OrderClosed>(&event)) {
         if (closed->state() == order::FAILED) continue;
         out.push_back(
             open_task(cause, "revisit-" + order.id(), order.customer_id(),
                       body("Satisfaction revisit", "Order " + order.id() + " was fulfilled",
-                           now_us + rules_.revisit_after_us, "order.completed.revisit")));
+                           now_us + rules_.revisit_after_us, "order.completed.revisit", owner)));
       } else if (std::holds_alternative<order::OrderSubmitted>(event)) {
         for (const auto& item : order.items()) {
           if (item.action() != order::REMOVE) continue;
@@ -374,13 +479,24 @@ class OrderHandler final : public AggregateHandler {
                         body("Retention: the customer asks to disconnect " + item.offer_id(),
                              "Item " + item.item_id() + " of order " + order.id() + " removes " +
                                  item.product_instance_id() + "; record RETAINED or LOST",
-                             now_us + rules_.retention_due_us, task::kRetentionRule)));
+                             now_us + rules_.retention_due_us, task::kRetentionRule, owner)));
         }
       } else if (const auto* chase = std::get_if<order::DepositChaseOpened>(&event)) {
         out.push_back(open_task(
             cause, chase->task_id(), order.customer_id(),
             body("Chase the deposit", "The deposit of order " + order.id() + " is still unpaid",
-                 now_us + 86'400'000'000LL, "order.deposit.chase")));
+                 now_us + rules_.deposit_chase_due_us, "order.deposit.chase", owner)));
+      } else if (auto decided = decision_task(order, event);
+                 decided && !std::any_of(events.begin(), events.end(), [](const auto& e) {
+                   return std::holds_alternative<order::OrderSubmitted>(e);  // none was asked
+                 })) {
+        // The requester (never a deciding approver) learns the outcome and acts on it.
+        const std::string id =
+            "decided-" + order.id() + "-" + std::to_string(order.approval_round());
+        out.push_back(
+            open_task(cause, id, order.customer_id(),
+                      body(decided->first, decided->second, now_us + rules_.decision_due_us,
+                           "order.approval.decided", order.requester())));
       }
     }
     return out;
@@ -476,7 +592,7 @@ class TaskHandler final : public AggregateHandler {
 }  // namespace
 
 HandlerRegistry::HandlerRegistry(const FollowUpRules& rules) {
-  handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>());
+  handlers_.emplace(kCustomerStream, std::make_unique<CustomerHandler>(rules));
   handlers_.emplace(kPrincipalStream, std::make_unique<PrincipalHandler>());
   handlers_.emplace(kCatalogStream, std::make_unique<CatalogHandler>());
   handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>(rules));

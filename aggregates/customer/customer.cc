@@ -1,5 +1,6 @@
 #include "aggregates/customer/customer.h"
 
+#include <chrono>
 #include <map>
 
 #include "aggregates/overloaded.h"
@@ -278,7 +279,91 @@ Decision<Event> apply_product_changes(const Customer& state, const std::string& 
   return {std::move(events), std::nullopt};
 }
 
+Contact* find_contact(Customer& state, const std::string& contact_id) {
+  for (auto& contact : *state.mutable_contacts())
+    if (contact.id() == contact_id) return &contact;
+  return nullptr;
+}
+
+// A birthday greeting, once a year: a timer left behind (the contact greeted for that year
+// already) changes nothing.
+Decision<Event> open_birthday_greeting(const Customer& state, const std::string& customer_id,
+                                       const OpenBirthdayGreeting& c) {
+  if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+  for (const auto& contact : state.contacts()) {
+    if (contact.id() != c.contact_id()) continue;
+    if (contact.birthday().empty() || c.year() <= contact.greeted_year()) return {};
+    BirthdayGreetingOpened e;
+    e.set_contact_id(contact.id());
+    e.set_year(c.year());
+    e.set_task_id("greet-" + customer_id + "-" + contact.id() + "-" + std::to_string(c.year()));
+    return {{std::move(e)}, std::nullopt};
+  }
+  return {};
+}
+
+Decision<Event> open_vip_revisit(const Customer& state, const std::string& customer_id) {
+  if (state.version() == 0) return Decision<Event>::refuse(not_found(customer_id));
+  if (state.level() != VIP) return {};  // no longer VIP: no revisit
+  VipRevisitOpened e;
+  e.set_number(state.vip_revisits() + 1);
+  e.set_task_id("vip-" + customer_id + "-" + std::to_string(e.number()));
+  return {{std::move(e)}, std::nullopt};
+}
+
+// Civil dates in the reminders' time zone.
+using std::chrono::days;
+using std::chrono::microseconds;
+using std::chrono::year_month_day;
+
+year_month_day local_date(int64_t us, int64_t utc_offset_us) {
+  return year_month_day(std::chrono::floor<days>(
+      std::chrono::sys_time<microseconds>(microseconds(us + utc_offset_us))));
+}
+
+int64_t local_midnight_us(year_month_day date, int64_t utc_offset_us) {
+  return std::chrono::duration_cast<microseconds>(std::chrono::sys_days(date).time_since_epoch())
+             .count() -
+         utc_offset_us;
+}
+
+// "MM-DD" in `year`; 02-29 is 02-28 in a common year.
+year_month_day birthday_in(int year, const std::string& month_day) {
+  const unsigned month = static_cast<unsigned>(std::stoi(month_day.substr(0, 2)));
+  const unsigned day = static_cast<unsigned>(std::stoi(month_day.substr(3, 2)));
+  year_month_day date{std::chrono::year(year), std::chrono::month(month), std::chrono::day(day)};
+  if (!date.ok())
+    date = year_month_day{std::chrono::year(year), std::chrono::month(month), std::chrono::day(28)};
+  return date;
+}
+
 }  // namespace
+
+std::vector<Reminder> reminders(const Customer& state, const ReminderRules& rules) {
+  std::vector<Reminder> out;
+  if (state.version() == 0) return out;
+  const int64_t created_us = timestamp_to_us(state.created_at());
+  if (state.level() == VIP && rules.vip_every_us > 0) {
+    int64_t base = state.has_vip_since() ? timestamp_to_us(state.vip_since()) : created_us;
+    if (state.has_last_vip_revisit_at())
+      base = std::max(base, timestamp_to_us(state.last_vip_revisit_at()));
+    out.push_back({base + rules.vip_every_us, kVipRevisitReminder, "", 0});
+  }
+  for (const auto& contact : state.contacts()) {
+    if (!validation::is_month_day(contact.birthday())) continue;
+    int year = contact.greeted_year() + 1;
+    if (contact.greeted_year() == 0) {
+      const auto added =
+          local_date(contact.has_added_at() ? timestamp_to_us(contact.added_at()) : created_us,
+                     rules.utc_offset_us);
+      year = static_cast<int>(added.year());
+      if (birthday_in(year, contact.birthday()) < added) ++year;
+    }
+    out.push_back({local_midnight_us(birthday_in(year, contact.birthday()), rules.utc_offset_us),
+                   kBirthdayReminderPrefix + contact.id(), contact.id(), year});
+  }
+  return out;
+}
 
 const ProductInstance* find_instance(const Customer& state, const std::string& instance_id) {
   for (const auto& instance : state.product_instances())
@@ -307,6 +392,10 @@ Decision<Event> decide(const Customer& state, const std::string& customer_id,
                 return {};  // unchanged
             return {{std::move(e)}, std::nullopt};
           },
+          [&](const OpenBirthdayGreeting& c) {
+            return open_birthday_greeting(state, customer_id, c);
+          },
+          [&](const OpenVipRevisit&) { return open_vip_revisit(state, customer_id); },
       },
       command);
 }
@@ -329,6 +418,7 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                    state.set_phone(e.phone());
                    state.set_email(e.email());
                    *state.mutable_created_at() = timestamp_from_us(occurred_at_us);
+                   if (e.level() == VIP) *state.mutable_vip_since() = state.created_at();
                  },
                  [&](const CustomerProfileChanged& e) {
                    if (e.has_name()) state.set_name(e.name());
@@ -339,14 +429,30 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                    if (e.has_phone()) state.set_phone(e.phone());
                    if (e.has_email()) state.set_email(e.email());
                  },
-                 [&](const CustomerLevelChanged& e) { state.set_level(e.to()); },
+                 [&](const CustomerLevelChanged& e) {
+                   if (e.to() == VIP && e.from() != VIP)
+                     *state.mutable_vip_since() = timestamp_from_us(occurred_at_us);
+                   state.set_level(e.to());
+                 },
                  [&](const CustomerCreditLevelChanged& e) { state.set_credit_level(e.to()); },
                  [&](const CustomerOwnerChanged& e) {
                    state.set_owner_id(e.to_owner_id());
                    state.set_team(e.to_team());
                  },
                  [&](const CustomerStageChanged& e) { state.set_stage(e.to()); },
-                 [&](const ContactAdded& e) { *state.add_contacts() = e.contact(); },
+                 [&](const ContactAdded& e) {
+                   auto* contact = state.add_contacts();
+                   *contact = e.contact();
+                   *contact->mutable_added_at() = timestamp_from_us(occurred_at_us);
+                 },
+                 [&](const BirthdayGreetingOpened& e) {
+                   if (auto* contact = find_contact(state, e.contact_id()))
+                     contact->set_greeted_year(e.year());
+                 },
+                 [&](const VipRevisitOpened& e) {
+                   state.set_vip_revisits(e.number());
+                   *state.mutable_last_vip_revisit_at() = timestamp_from_us(occurred_at_us);
+                 },
                  [&](const ProductInstanceAdded& e) {
                    auto* instance = state.add_product_instances();
                    *instance = e.instance();

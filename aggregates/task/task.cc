@@ -1,6 +1,8 @@
 #include "aggregates/task/task.h"
 
-#include "aggregates/catalog/catalog.h"
+#include <algorithm>
+#include <cctype>
+
 #include "aggregates/overloaded.h"
 #include "aggregates/validation.h"
 #include "events/codec.h"
@@ -66,7 +68,12 @@ Outcome create(const Task& state, const std::string& id, const std::string& acto
 
 }  // namespace
 
-bool is_task_id(std::string_view text) { return catalog::is_offer_id(text); }
+bool is_task_id(std::string_view text) {
+  return !text.empty() && text.size() <= 128 &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '.' || c == '_' || c == '-';
+         });
+}
 
 std::string stream_id(std::string_view task_id) {
   return std::string(kStreamPrefix).append(task_id);

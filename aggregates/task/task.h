@@ -21,7 +21,8 @@ inline constexpr char kStreamPrefix[] = "task:";
 // The follow-up rule of disconnect retention (拆机挽留): its outcome is RETAINED or LOST.
 inline constexpr char kRetentionRule[] = "order.disconnect.retention";
 
-bool is_task_id(std::string_view text);  // 1–64 of [A-Za-z0-9._-]
+bool is_task_id(
+    std::string_view text);  // 1–128 of [A-Za-z0-9._-]: room for ids derived from causes
 std::string stream_id(std::string_view task_id);
 
 // Opening a task that exists already changes nothing: follow-up rules open tasks with ids

@@ -2,7 +2,10 @@
 #include "aggregates/customer/customer.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
+
+#include "events/codec.h"
 
 namespace crm::customer {
 namespace {
@@ -29,8 +32,13 @@ class Spec {
   Spec& given(const std::vector<Event>& events) {
     for (const auto& e : events) {
       ++version_;
-      evolve(state_, e, version_, kT0 + static_cast<int64_t>(version_));
+      evolve(state_, e, version_, at_us_ != 0 ? at_us_ : kT0 + static_cast<int64_t>(version_));
     }
+    return *this;
+  }
+  // Events given from now on occurred at `us`.
+  Spec& at(int64_t us) {
+    at_us_ = us;
     return *this;
   }
   Spec& given_registered() {
@@ -44,6 +52,7 @@ class Spec {
  private:
   Customer state_;
   uint64_t version_ = 0;
+  int64_t at_us_ = 0;
 };
 
 void expect_refused(const Decision<Event>& d, const std::string& rule, Rejection::Kind kind) {
@@ -331,6 +340,95 @@ TEST(CustomerBalance, SumsWhatEachOrderLeavesOnTheAccount) {
   spec.given(spec.when(order_balance("ord-1", 0)).events);
   EXPECT_EQ(spec.state().balance(0).amount_minor(), 3000);
   EXPECT_TRUE(spec.when(order_balance("ord-1", 0)).events.empty()) << "unchanged: nothing";
+}
+
+int64_t us(const std::string& rfc3339) {
+  google::protobuf::Timestamp t;
+  EXPECT_TRUE(google::protobuf::util::TimeUtil::FromString(rfc3339, &t)) << rfc3339;
+  return timestamp_to_us(t);
+}
+
+AddContact contact(const std::string& birthday) {
+  AddContact c;
+  c.set_name("Han Meimei");
+  c.set_role(DECISION_MAKER);
+  c.set_birthday(birthday);
+  return c;
+}
+
+// The birthday reminders of `state`: (due, year) per contact in order.
+std::vector<std::pair<int64_t, int32_t>> birthdays(const Customer& state,
+                                                   int64_t utc_offset_us = 0) {
+  std::vector<std::pair<int64_t, int32_t>> out;
+  for (const auto& r : reminders(state, {0, utc_offset_us}))
+    if (!r.contact_id.empty()) out.emplace_back(r.due_us, r.year);
+  return out;
+}
+
+TEST(CustomerReminders, ABirthdayIsDueAtTheStartOfItsNextDayFromWhenTheContactWasAdded) {
+  Spec spec;
+  spec.at(us("2026-03-10T17:00:00Z")).given_registered();
+  spec.given(spec.when(contact("04-23")).events);  // later this year
+  spec.given(spec.when(contact("01-05")).events);  // passed this year: next year
+  spec.given(spec.when(contact("03-10")).events);  // today: due now
+  spec.given(spec.when(contact("")).events);       // no birthday: no reminder
+  using Due = std::pair<int64_t, int32_t>;
+  EXPECT_EQ(birthdays(spec.state()), (std::vector<Due>{{us("2026-04-23T00:00:00Z"), 2026},
+                                                       {us("2027-01-05T00:00:00Z"), 2027},
+                                                       {us("2026-03-10T00:00:00Z"), 2026}}));
+  // In the local day of UTC+08:00, 17:00Z of 03-10 is already 03-11: 03-10 has passed.
+  EXPECT_EQ(birthdays(spec.state(), 8 * 3'600'000'000LL)[2], Due(us("2027-03-09T16:00:00Z"), 2027));
+}
+
+TEST(CustomerReminders, AGreetingIsOpenedOnceAYearAndA29FebruaryBirthdayFallsOn28InOtherYears) {
+  Spec spec;
+  spec.at(us("2027-01-10T00:00:00Z")).given_registered();
+  spec.given(spec.when(contact("02-29")).events);
+  ASSERT_EQ(birthdays(spec.state())[0].first, us("2027-02-28T00:00:00Z"));
+
+  OpenBirthdayGreeting greet;
+  greet.set_contact_id("contact-1");
+  greet.set_year(2027);
+  auto d = spec.when(greet);
+  ASSERT_EQ(d.events.size(), 1u);
+  const auto& opened = std::get<BirthdayGreetingOpened>(d.events[0]);
+  EXPECT_EQ(opened.task_id(), "greet-cus_1-contact-1-2027") << "derived: a repeat finds it";
+  spec.given(d.events);
+  EXPECT_TRUE(spec.when(greet).events.empty()) << "greeted for 2027 already";
+  EXPECT_EQ(birthdays(spec.state())[0], std::make_pair(us("2028-02-29T00:00:00Z"), 2028));
+  greet.set_contact_id("contact-9");
+  greet.set_year(2028);
+  EXPECT_TRUE(spec.when(greet).events.empty()) << "no such contact: a stale timer";
+}
+
+TEST(CustomerReminders, AVipIsRevisitedPeriodicallyWhileVipFromWhenTheyBecameOne) {
+  constexpr int64_t kDay = 86'400'000'000LL;
+  const ReminderRules rules{30 * kDay, 0};
+  Spec spec;
+  const int64_t t0 = us("2026-05-01T09:00:00Z");
+  spec.at(t0).given_registered();  // acme() is VIP
+  ASSERT_EQ(reminders(spec.state(), rules).size(), 1u);
+  EXPECT_EQ(reminders(spec.state(), rules)[0].due_us, t0 + 30 * kDay);
+  EXPECT_EQ(reminders(spec.state(), rules)[0].name, kVipRevisitReminder);
+  EXPECT_TRUE(reminders(spec.state(), {0, 0}).empty()) << "no period: no revisits";
+
+  auto d = spec.when(OpenVipRevisit());
+  ASSERT_EQ(d.events.size(), 1u);
+  EXPECT_EQ(std::get<VipRevisitOpened>(d.events[0]).task_id(), "vip-cus_1-1");
+  spec.at(t0 + 31 * kDay).given(d.events);  // fired a day late: the next counts from then
+  EXPECT_EQ(reminders(spec.state(), rules)[0].due_us, t0 + 61 * kDay);
+  EXPECT_EQ(std::get<VipRevisitOpened>(spec.when(OpenVipRevisit()).events[0]).task_id(),
+            "vip-cus_1-2");
+
+  UpdateCustomer down;
+  down.set_level(STANDARD);
+  spec.given(spec.when(down).events);
+  EXPECT_TRUE(reminders(spec.state(), rules).empty());
+  EXPECT_TRUE(spec.when(OpenVipRevisit()).events.empty()) << "no longer VIP: nothing";
+  UpdateCustomer up;
+  up.set_level(VIP);
+  spec.at(t0 + 100 * kDay).given(spec.when(up).events);
+  EXPECT_EQ(reminders(spec.state(), rules)[0].due_us, t0 + 130 * kDay);
 }
 
 TEST(CustomerReplay, DecideIsDeterministic) {

@@ -8,6 +8,7 @@
 #include "approval.pb.h"
 #include "events/codec.h"
 #include "order.pb.h"
+#include "task.pb.h"
 #include "tests/api/api_fixture.h"
 #include "workflow/partition_processor.h"
 
@@ -16,6 +17,7 @@ namespace {
 
 using ::testing::Contains;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // A manager approves discounts of 10 % or more within 8 hours, else a director is asked.
@@ -119,6 +121,11 @@ TEST_F(ApprovalsHttp, AnApproverSeesTheInboxDecidesAndTheOrderMoves) {
   EXPECT_EQ(notes.items(1).message(),
             "mia approved approval " + approval_id + " of order " + order.id() + ": ok");
   EXPECT_EQ(notes.items(1).recipient(), "carl");
+  // ... and given a task to carry it out (a follow-up rule).
+  auto task = parse_json<task::Task>(get("/v1/tasks/decided-" + order.id() + "-1").body);
+  EXPECT_EQ(task.assignee(), "carl");
+  EXPECT_EQ(task.rule(), "order.approval.decided");
+  EXPECT_EQ(task.subject(), "Order approved: carry it out");
 
   // An auditor reads from the history which policy version asked and who decided.
   auto history = parse_json<api::HistoryPage>(get("/v1/orders/" + order.id() + "/history").body);
@@ -154,6 +161,13 @@ TEST_F(ApprovalsHttp, RejectAndReturnNeedAComment) {
   auto rejected = decide(manager_, resubmitted.approvals(0).approval_id(), "REJECT", "no");
   ASSERT_EQ(rejected.status, 200) << rejected.body;
   EXPECT_EQ(parse_json<order::Order>(rejected.body).state(), order::REJECTED);
+  // Each outcome gives the requester a task: revise (round 1), tell the customer (round 2).
+  auto revise = parse_json<task::Task>(get("/v1/tasks/decided-" + order.id() + "-1").body);
+  EXPECT_EQ(revise.subject(), "Order returned: revise and resubmit");
+  EXPECT_THAT(revise.reason(), HasSubstr("add the contract number"));
+  EXPECT_EQ(revise.assignee(), "carl");
+  auto tell = parse_json<task::Task>(get("/v1/tasks/decided-" + order.id() + "-2").body);
+  EXPECT_EQ(tell.subject(), "Order rejected: tell the customer");
 }
 
 TEST_F(ApprovalsHttp, ADelegateDecidesWithinTheWindowOnly) {

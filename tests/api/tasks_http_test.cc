@@ -1,8 +1,15 @@
 // Follow-up tasks over HTTP (API.md "Payments and tasks"): tasks opened by hand and by the
-// follow-up rules (satisfaction revisit, deposit chase), each once, with an injected clock that
-// makes them due and overdue; lists by assignee, role, state, due time; complete and cancel.
+// follow-up rules (satisfaction revisit, deposit chase, birthday greeting, VIP revisit), each
+// once, with an injected clock that makes them due and overdue, across restarts and a crash
+// between a timer's command and forgetting the timer; lists by assignee, role, state, due time;
+// complete and cancel.
 #include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <rocksdb/db.h>
 
+#include <thread>
+
+#include "customer.pb.h"
 #include "events/codec.h"
 #include "order.pb.h"
 #include "task.pb.h"
@@ -43,7 +50,7 @@ class TasksHttp : public ClockedApiTest {
     return fired.is_ok() ? *fired : 0;
   }
   std::vector<std::string> listed(const std::string& query, const std::string& position) {
-    auto reply = get("/v1/tasks?" + query + "&minPosition=" + position);
+    auto reply = get("/v1/tasks?" + query + (position.empty() ? "" : "&minPosition=" + position));
     EXPECT_EQ(reply.status, 200) << reply.body;
     std::vector<std::string> ids;
     const auto list = parse_json<task::TaskList>(reply.body);
@@ -51,8 +58,127 @@ class TasksHttp : public ClockedApiTest {
     return ids;
   }
 
+  // Every timer stored, key and value: what a crash before they are forgotten leaves behind.
+  std::vector<std::pair<std::string, std::string>> stored_timers() {
+    auto& store = served().app().store();
+    std::vector<std::pair<std::string, std::string>> out;
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kState)));
+    for (it->Seek("timer/"); it->Valid() && it->key().starts_with("timer/"); it->Next())
+      out.emplace_back(it->key().ToString(), it->value().ToString());
+    return out;
+  }
+  void put_back(const std::vector<std::pair<std::string, std::string>>& timers) {
+    auto& store = served().app().store();
+    rocksdb::WriteBatch batch;
+    for (const auto& [key, value] : timers)
+      ASSERT_TRUE(batch.Put(store.family(Store::Family::kState), key, value).ok());
+    ASSERT_TRUE(store.write(batch).is_ok());
+  }
+  // Waits (with a deadline) until the read models hold every event written so far.
+  void caught_up() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (served().app().projector().lag() != 0) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "read models never caught up";
+      std::this_thread::yield();
+    }
+  }
+
   std::string customer_id_;
 };
+
+// kStartUs is 2026-09-21T14:13:20Z.
+constexpr int64_t kDayUs = 24 * 3'600'000'000LL;
+
+TEST_F(TasksHttp, AContactsBirthdayOpensOneGreetingOnTheDayEachYearAcrossRestarts) {
+  auto added = post("/v1/customers/" + customer_id_ + "/contacts",
+                    R"({"name": "Han Meimei", "role": "DECISION_MAKER", "birthday": "09-23"})");
+  ASSERT_EQ(added.status, 201) << added.body;
+  clock_.advance_us(33 * 3'600'000'000LL);  // 2026-09-22T23:13Z: not the day yet
+  EXPECT_EQ(fire(), 0u);
+  clock_.advance_us(3'600'000'000LL);
+  restart();
+  EXPECT_EQ(fire(), 1u);
+  const std::string id = "greet-" + customer_id_ + "-contact-1-2026";
+  auto greeting = get("/v1/tasks/" + id);
+  ASSERT_EQ(greeting.status, 200) << greeting.body;
+  auto t = parse_json<task::Task>(greeting.body);
+  EXPECT_EQ(t.rule(), "customer.contact.birthday");
+  EXPECT_EQ(t.assignee(), "sally");
+  EXPECT_EQ(t.customer_id(), customer_id_);
+  EXPECT_THAT(t.reason(), ::testing::HasSubstr("Han Meimei"));
+  EXPECT_EQ(google::protobuf::util::TimeUtil::ToString(t.due_at()), "2026-09-24T00:00:00Z")
+      << "the end of the day";
+  EXPECT_EQ(fire(), 0u);
+  restart();
+  EXPECT_EQ(fire(), 0u) << "once";
+  caught_up();
+  EXPECT_THAT(listed("customerId=" + customer_id_, ""), ElementsAre(id));
+
+  clock_.advance_us(365 * kDayUs);  // a year later: the next greeting (and the first overdue)
+  EXPECT_EQ(fire(), 2u);
+  auto next = get("/v1/tasks/greet-" + customer_id_ + "-contact-1-2027");
+  ASSERT_EQ(next.status, 200) << next.body;
+  EXPECT_TRUE(parse_json<task::Task>(get("/v1/tasks/" + id).body).overdue());
+}
+
+TEST_F(TasksHttp, AVipCustomerIsRevisitedEachPeriodWhileVip) {
+  const auto vip = register_customer(R"({"name": "Big", "kind": "ENTERPRISE", "level": "VIP",
+                                         "ownerId": "sally"})");
+  clock_.advance_us(29 * kDayUs);
+  EXPECT_EQ(fire(), 0u);
+  clock_.advance_us(kDayUs + 1);
+  EXPECT_EQ(fire(), 1u);
+  auto first = get("/v1/tasks/vip-" + vip.id() + "-1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  auto t = parse_json<task::Task>(first.body);
+  EXPECT_EQ(t.rule(), "customer.vip.revisit");
+  EXPECT_EQ(t.assignee(), "sally");
+  EXPECT_EQ(timestamp_to_us(t.due_at()), kStartUs + 37 * kDayUs + 1) << "a week to do it";
+  ASSERT_EQ(post("/v1/tasks/" + t.id() + ":complete", R"({"outcome": "visited"})").status, 200);
+
+  clock_.advance_us(30 * kDayUs);
+  EXPECT_EQ(fire(), 2u) << "the revisit, and the first's due timer (done: to no effect)";
+  EXPECT_EQ(get("/v1/tasks/vip-" + vip.id() + "-2").status, 200);
+  EXPECT_FALSE(parse_json<task::Task>(get("/v1/tasks/" + t.id()).body).overdue());
+
+  auto down = patch("/v1/customers/" + vip.id(), R"({"level": "GROWTH"})");
+  ASSERT_EQ(down.status, 200) << down.body;
+  clock_.advance_us(31 * kDayUs);
+  fire();  // (the second revisit's overdue timer)
+  expect_problem(get("/v1/tasks/vip-" + vip.id() + "-3"), 404);
+}
+
+TEST_F(TasksHttp, DueRemindersFireOnceEachAcrossACrashBeforeTheyAreForgotten) {
+  std::vector<std::string> customers;
+  for (int i = 0; i < 4; ++i) {
+    const auto c =
+        register_customer(R"({"name": "VIP )" + std::to_string(i) +
+                          R"(", "kind": "ENTERPRISE", "level": "VIP", "ownerId": "sally"})");
+    ASSERT_EQ(post("/v1/customers/" + c.id() + "/contacts",
+                   R"({"name": "Boss", "role": "DECISION_MAKER", "birthday": "10-01"})")
+                  .status,
+              201);
+    customers.push_back(c.id());
+  }
+  clock_.advance_us(31 * kDayUs);  // past every revisit and every birthday
+  const auto due = stored_timers();
+  ASSERT_EQ(due.size(), 8u);
+  EXPECT_EQ(fire(), 8u);
+  // A crash after the timers' commands committed and before the timers were forgotten.
+  put_back(due);
+  restart();
+  EXPECT_EQ(fire(), 8u) << "the leftovers fire ...";
+  EXPECT_EQ(fire(), 0u) << "... to no effect, and are forgotten";
+  caught_up();
+  for (const auto& c : customers) {
+    auto reply = get("/v1/tasks?customerId=" + c);
+    std::vector<std::string> ids;
+    const auto list = parse_json<task::TaskList>(reply.body);
+    for (const auto& t : list.items()) ids.push_back(t.id());
+    EXPECT_THAT(ids, ElementsAre("greet-" + c + "-contact-1-2026", "vip-" + c + "-1"));
+  }
+}
 
 TEST_F(TasksHttp, AFulfilledOrderOpensOneSatisfactionRevisitForItsOwner) {
   auto order = submitted();
@@ -80,10 +206,15 @@ TEST_F(TasksHttp, AFulfilledOrderOpensOneSatisfactionRevisitForItsOwner) {
   EXPECT_TRUE(overdue.overdue());
   EXPECT_EQ(overdue.escalated_to(), "manager");
   EXPECT_EQ(fire(), 0u) << "once";
+  caught_up();
+  EXPECT_THAT(listed("overdue=true", ""), ElementsAre("revisit-" + order.id()));
+  EXPECT_THAT(listed("role=manager", ""), ElementsAre("revisit-" + order.id())) << "escalated";
   auto completed =
       post("/v1/tasks/revisit-" + order.id() + ":complete", R"({"outcome": "happy customer"})");
   ASSERT_EQ(completed.status, 200) << completed.body;
   EXPECT_EQ(parse_json<task::Task>(completed.body).state(), task::DONE);
+  EXPECT_THAT(listed("overdue=true", parse_json<task::Task>(completed.body).position()), IsEmpty())
+      << "done: off the overdue list";
   expect_problem(post("/v1/tasks/revisit-" + order.id() + ":cancel", ""), 409);
 }
 

@@ -5,6 +5,7 @@
 
 #include "aggregates/customer/customer.h"
 #include "tests/workflow/engine_fixture.h"
+#include "workflow/follow_up_rules.h"
 #include "workflow/router.h"
 
 namespace crm {
@@ -99,6 +100,35 @@ TEST_F(FollowUpTest, ACommandAndItsFollowUpAreStoredInOneStep) {
   EXPECT_EQ(events->at(0).causation_id(), outcome.events.empty()
                                               ? std::string()
                                               : outcome.events[0].causation_id() + "/follow-up");
+}
+
+// The follow-up rules' parameters are configuration: each named, each checked, all or nothing.
+TEST(FollowUpRulesConfig, ParsesDurationsOffsetsAndRolesAndNamesABadEntry) {
+  FollowUpRules rules;
+  EXPECT_EQ(parse_follow_up_rules("revisitAfter=P3D,depositChaseAfter=PT12H,utcOffset=+08:00,"
+                                  "vipRevisitEvery=none,overdueEscalateTo=director",
+                                  rules),
+            "");
+  EXPECT_EQ(rules.revisit_after_us, 3 * 86'400'000'000LL);
+  EXPECT_EQ(rules.deposit_chase_after_us, 12 * 3'600'000'000LL);
+  EXPECT_EQ(rules.utc_offset_us, 8 * 3'600'000'000LL);
+  EXPECT_EQ(rules.vip_revisit_every_us, 0);
+  EXPECT_EQ(rules.overdue_escalate_to, "director");
+  EXPECT_EQ(parse_follow_up_rules("utcOffset=-05:30", rules), "");
+  EXPECT_EQ(rules.utc_offset_us, -330 * 60'000'000LL);
+
+  const FollowUpRules before = rules;
+  EXPECT_EQ(parse_follow_up_rules("revisitAfter=P1D,retentionDue=soon", rules),
+            "follow-up rule retentionDue='soon': expected an ISO 8601 duration such as P7D or "
+            "PT48H");
+  EXPECT_EQ(rules.revisit_after_us, before.revisit_after_us) << "nothing taken from a bad list";
+  EXPECT_NE(parse_follow_up_rules("revisitAfter", rules).find("must be name=value"),
+            std::string::npos);
+  EXPECT_NE(parse_follow_up_rules("birthdayHour=9", rules).find("unknown follow-up rule"),
+            std::string::npos);
+  EXPECT_NE(parse_follow_up_rules("utcOffset=+15:00", rules).find("+08:00"), std::string::npos);
+  EXPECT_NE(parse_follow_up_rules("fallbackRole=a b", rules).find("expected a role"),
+            std::string::npos);
 }
 
 }  // namespace
