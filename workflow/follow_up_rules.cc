@@ -46,8 +46,8 @@ std::string parse_follow_up_rules(std::string_view text, FollowUpRules& rules) {
       return "follow-up rule '" + std::string(entry) + "' must be name=value";
     const std::string_view name = entry.substr(0, equals);
     const std::string_view value = entry.substr(equals + 1);
-    const std::string quoted = "follow-up rule " + std::string(name) + "='" + std::string(value) +
-                               "'";
+    const std::string quoted =
+        "follow-up rule " + std::string(name) + "='" + std::string(value) + "'";
     if (auto d = durations.find(name); d != durations.end()) {
       if (name == "vipRevisitEvery" && value == "none") {
         *d->second = 0;

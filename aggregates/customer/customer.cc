@@ -353,9 +353,11 @@ std::vector<Reminder> reminders(const Customer& state, const ReminderRules& rule
     if (!validation::is_month_day(contact.birthday())) continue;
     int year = contact.greeted_year() + 1;
     if (contact.greeted_year() == 0) {
-      const auto added =
-          local_date(contact.has_added_at() ? timestamp_to_us(contact.added_at()) : created_us,
-                     rules.utc_offset_us);
+      // (A contact stored before contacts recorded when they were added counts from the
+      // customer's last change: its birthdays before then are never greeted late.)
+      const auto added = local_date(contact.has_added_at() ? timestamp_to_us(contact.added_at())
+                                                           : timestamp_to_us(state.updated_at()),
+                                    rules.utc_offset_us);
       year = static_cast<int>(added.year());
       if (birthday_in(year, contact.birthday()) < added) ++year;
     }

@@ -380,6 +380,17 @@ TEST(CustomerReminders, ABirthdayIsDueAtTheStartOfItsNextDayFromWhenTheContactWa
   EXPECT_EQ(birthdays(spec.state(), 8 * 3'600'000'000LL)[2], Due(us("2027-03-09T16:00:00Z"), 2027));
 }
 
+TEST(CustomerReminders, AContactStoredWithoutItsAddedTimeCountsFromTheLastChange) {
+  Spec spec;
+  spec.at(us("2024-01-01T00:00:00Z")).given_registered();
+  spec.given(spec.when(contact("02-01")).events);
+  Customer legacy = spec.state();
+  legacy.mutable_contacts(0)->clear_added_at();
+  *legacy.mutable_updated_at() = timestamp_from_us(us("2026-11-27T10:00:00Z"));
+  EXPECT_EQ(birthdays(legacy)[0], std::make_pair(us("2027-02-01T00:00:00Z"), 2027))
+      << "no greetings for the years before";
+}
+
 TEST(CustomerReminders, AGreetingIsOpenedOnceAYearAndA29FebruaryBirthdayFallsOn28InOtherYears) {
   Spec spec;
   spec.at(us("2027-01-10T00:00:00Z")).given_registered();
