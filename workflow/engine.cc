@@ -82,6 +82,20 @@ Result<size_t> Engine::fire_due_timers() {
     if (!outcome.status.is_ok()) continue;  // not decided: it fires again next time
     forget.Delete(store_.family(Store::Family::kState), due[i].key).PermitUncheckedError();
     ++fired;
+    // A timer that fired to no effect wrote no state, so it set no timers either: set those the
+    // state now waits on (after a change of the follow-up rules, say), or nothing would.
+    const AggregateHandler* handler = handlers_.find(due[i].timer.stream_type());
+    if (!outcome.events.empty() || outcome.rejection || !outcome.state || handler == nullptr)
+      continue;
+    for (const auto& [due_us, name] : handler->timers(*outcome.state)) {
+      const std::string key = timer_key(due_us, due[i].timer.stream_id(), name);
+      if (key == due[i].key) continue;
+      events::Timer timer = due[i].timer;
+      timer.set_name(name);
+      *timer.mutable_due_at() = timestamp_from_us(due_us);
+      forget.Put(store_.family(Store::Family::kState), key, timer.SerializeAsString())
+          .PermitUncheckedError();
+    }
   }
   if (fired > 0) {
     if (auto s = store_.write(forget); !s.is_ok()) return s;

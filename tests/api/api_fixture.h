@@ -341,11 +341,13 @@ class ClockedApiTest : public ApiTest {
   AppConfig app_config() override {
     AppConfig config;
     config.timer_interval = std::chrono::hours(24);  // timers fire when a test says so
+    config.processor.follow_ups = follow_ups_;
     return config;
   }
   const Clock* clock() override { return &clock_; }
 
   ManualClock clock_{kStartUs};
+  FollowUpRules follow_ups_;  // taken at each (re)start
 };
 
 }  // namespace crm::api_test

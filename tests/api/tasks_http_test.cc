@@ -149,6 +149,19 @@ TEST_F(TasksHttp, AVipCustomerIsRevisitedEachPeriodWhileVip) {
   expect_problem(get("/v1/tasks/vip-" + vip.id() + "-3"), 404);
 }
 
+TEST_F(TasksHttp, ChangedRuleParametersTakeEffectByTheTimeTheOldTimerFalls) {
+  const auto vip = register_customer(R"({"name": "Big", "kind": "ENTERPRISE", "level": "VIP",
+                                         "ownerId": "sally"})");
+  follow_ups_.vip_revisit_every_us = 40 * kDayUs;  // restarted with a longer period
+  restart();
+  clock_.advance_us(30 * kDayUs);
+  EXPECT_EQ(fire(), 1u) << "the old timer falls, to no effect, and sets the new one";
+  expect_problem(get("/v1/tasks/vip-" + vip.id() + "-1"), 404);
+  clock_.advance_us(10 * kDayUs);
+  EXPECT_EQ(fire(), 1u);
+  EXPECT_EQ(get("/v1/tasks/vip-" + vip.id() + "-1").status, 200);
+}
+
 TEST_F(TasksHttp, DueRemindersFireOnceEachAcrossACrashBeforeTheyAreForgotten) {
   std::vector<std::string> customers;
   for (int i = 0; i < 4; ++i) {
