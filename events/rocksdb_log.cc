@@ -1,5 +1,6 @@
 #include "events/rocksdb_log.h"
 
+#include <map>
 #include <unordered_map>
 
 #include "events/codec.h"
@@ -259,6 +260,223 @@ bool RocksDbLog::wait_for_any_above(const std::vector<uint64_t>& end_offsets,
     }
     return false;
   });
+}
+
+namespace {
+
+// One stream as the partition walk found it.
+struct SeenStream {
+  uint32_t partition = 0;
+  std::vector<uint64_t> offsets;  // offsets[v - 1]: where version v is
+  std::string hash;               // of the last good event
+  bool failed = false;            // a problem was reported: later ones are not
+};
+
+class Problems {
+ public:
+  Problems(api::VerifyReport& report, size_t max) : report_(report), max_(max) {}
+  void add(const std::string& stream_id, uint64_t version, uint32_t partition, uint64_t offset,
+           std::string reason) {
+    report_.set_ok(false);
+    api::VerifyProblem problem;
+    problem.set_stream_id(stream_id);
+    problem.set_version(static_cast<uint32_t>(version));
+    problem.set_position(std::to_string(partition) + ":" + std::to_string(offset));
+    problem.set_reason(std::move(reason));
+    if (!report_.has_first_mismatch()) *report_.mutable_first_mismatch() = problem;
+    if (static_cast<size_t>(report_.problems_size()) < max_)
+      *report_.add_problems() = std::move(problem);
+  }
+
+ private:
+  api::VerifyReport& report_;
+  size_t max_;
+};
+
+std::string where(const std::string& stream_id, uint64_t version) {
+  return "stream '" + stream_id + "' version " + std::to_string(version);
+}
+
+}  // namespace
+
+Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
+  api::VerifyReport report;
+  report.set_ok(true);
+  Problems problems(report, problems_max);
+  std::unique_ptr<const rocksdb::Snapshot, std::function<void(const rocksdb::Snapshot*)>> snapshot(
+      store_.db()->GetSnapshot(),
+      [this](const rocksdb::Snapshot* s) { store_.db()->ReleaseSnapshot(s); });
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot.get();
+  options.fill_cache = false;
+
+  // 1. Each partition in offset order: contiguous offsets, readable events at their own
+  //    positions, each stream's versions in order and its hash chain unbroken.
+  std::unordered_map<std::string, SeenStream> streams;
+  std::map<std::pair<uint32_t, uint64_t>, bool> unreadable;  // positions of unparseable events
+  struct Gap {
+    uint32_t partition;
+    uint64_t from, to;  // [from, to) missing
+  };
+  std::vector<Gap> gaps;  // reported last: the streams' problems name what was lost
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_.db()->NewIterator(options, store_.family(Store::Family::kLog)));
+  for (uint32_t p = 0; p < partitions_.size(); ++p) {
+    uint64_t expected_offset = 0;
+    for (it->Seek(log_key(p, 0)); it->Valid(); it->Next()) {
+      auto key = it->key().ToStringView();
+      if (key.size() != 12 || get_u32_be(key) != p) break;
+      const uint64_t offset = get_u64_be(key.substr(4));
+      if (offset != expected_offset) gaps.push_back({p, expected_offset, offset});
+      expected_offset = offset + 1;
+      events::EventEnvelope event;
+      if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        unreadable[{p, offset}] = true;  // named with its stream by the index, below
+        continue;
+      }
+      report.set_events(report.events() + 1);
+      SeenStream& seen = streams[event.stream_id()];
+      seen.partition = p;
+      const uint64_t version = seen.offsets.size() + 1;
+      if (seen.failed) continue;
+      std::string reason;
+      if (event.position().partition() != p || event.position().offset() != offset) {
+        reason = "Expected " + where(event.stream_id(), event.stream_version()) + " at " +
+                 std::to_string(p) + ":" + std::to_string(offset) + " to say so, but it says " +
+                 format_position(event.position()) + ": events were moved";
+      } else if (event.stream_version() != version) {
+        reason = "Expected " + where(event.stream_id(), version) + " at " + std::to_string(p) +
+                 ":" + std::to_string(offset) + ", but found version " +
+                 std::to_string(event.stream_version()) + ": events are missing or out of order";
+      } else if (event.previous_hash() != seen.hash) {
+        reason = "Expected " + where(event.stream_id(), version) +
+                 " to chain from the previous event's hash, but it does not";
+      } else if (hash_chain::compute(event) != event.hash()) {
+        reason = "Expected " + where(event.stream_id(), version) +
+                 " to match its hash, but its content was changed";
+      }
+      if (!reason.empty()) {
+        seen.failed = true;
+        problems.add(event.stream_id(), version, p, offset, std::move(reason));
+        continue;
+      }
+      seen.offsets.push_back(offset);
+      seen.hash = event.hash();
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status());
+  }
+
+  // 2. The stream index and heads against what the log holds.
+  std::unique_ptr<rocksdb::Iterator> index(
+      store_.db()->NewIterator(options, store_.family(Store::Family::kStreams)));
+  for (index->SeekToFirst(); index->Valid(); index->Next()) {
+    auto key = index->key().ToStringView();
+    auto value = index->value().ToStringView();
+    if (key.starts_with('h')) {
+      const std::string stream_id(key.substr(1));
+      report.set_streams(report.streams() + 1);
+      auto head = decode_head(std::string(value));
+      if (!head.is_ok()) return head.status();
+      SeenStream& seen = streams[stream_id];
+      if (seen.failed) continue;
+      if (head->version > seen.offsets.size()) {
+        seen.failed = true;
+        problems.add(stream_id, seen.offsets.size() + 1, head->position.partition(),
+                     head->position.offset(),
+                     "Expected " + where(stream_id, seen.offsets.size() + 1) +
+                         " in the log (the stream is at version " + std::to_string(head->version) +
+                         "), but the log ends before it: the log was truncated");
+      } else if (head->version < seen.offsets.size() || head->hash != seen.hash) {
+        seen.failed = true;
+        problems.add(stream_id, head->version, head->position.partition(), head->position.offset(),
+                     "Expected the head of stream '" + stream_id +
+                         "' to name its last event, but it does not");
+      }
+    } else if (key.starts_with('i')) {
+      const size_t nul = key.find('\0');
+      if (nul == std::string_view::npos || key.size() != nul + 9 || value.size() != 12)
+        return Status::corruption("unreadable stream index entry");
+      const std::string stream_id(key.substr(1, nul - 1));
+      const uint64_t version = get_u64_be(key.substr(nul + 1));
+      const uint32_t partition = get_u32_be(value);
+      const uint64_t offset = get_u64_be(value.substr(4));
+      SeenStream& seen = streams[stream_id];
+      if (seen.failed) continue;
+      std::string reason;
+      if (unreadable.count({partition, offset})) {
+        reason = "Expected " + where(stream_id, version) + " to be readable, but its bytes " +
+                 "were changed";
+      } else if (version > seen.offsets.size()) {
+        reason = "Expected " + where(stream_id, version) + " at " + std::to_string(partition) +
+                 ":" + std::to_string(offset) + ", but the log does not hold it: it was deleted";
+      } else if (seen.offsets[version - 1] != offset || seen.partition != partition) {
+        reason = "Expected " + where(stream_id, version) + " at " + std::to_string(partition) +
+                 ":" + std::to_string(offset) + ", but the log holds it elsewhere";
+      }
+      if (!reason.empty()) {
+        seen.failed = true;
+        problems.add(stream_id, version, partition, offset, std::move(reason));
+      }
+    }
+  }
+  if (!index->status().ok()) return from_rocksdb(index->status());
+  for (const auto& gap : gaps) {
+    problems.add("", 0, gap.partition, gap.from,
+                 "Expected partition " + std::to_string(gap.partition) + " to hold offsets " +
+                     std::to_string(gap.from) + " to " + std::to_string(gap.to - 1) +
+                     ", but they are missing: events were deleted");
+  }
+  return report;
+}
+
+Result<api::VerifyReport> RocksDbLog::verify_stream(const std::string& stream_id) {
+  api::VerifyReport report;
+  report.set_ok(true);
+  Problems problems(report, 1);
+  auto head = stream_head(stream_id);
+  if (!head.is_ok()) return head.status();
+  if (head->version == 0) return Status::not_found("No stream '" + stream_id + "'");
+  report.set_streams(1);
+  std::string previous;
+  uint64_t version = 0;
+  while (version < head->version) {
+    // One version at a time, so that an event the index names but the log lost or cannot
+    // read is reported with its version.
+    auto read = read_stream(stream_id, version + 1, 1);
+    if (!read.is_ok() && read.status().code() != StatusCode::kCorruption) return read.status();
+    if (read.is_ok() && read->empty()) break;  // the index ends: truncated (below)
+    ++version;
+    std::string reason;
+    events::Position at = head->position;
+    if (!read.is_ok()) {
+      reason = "Expected " + where(stream_id, version) + " in the log: " + read.status().message();
+    } else {
+      const auto& event = read->front();
+      at = event.position();
+      if (event.stream_id() != stream_id || event.stream_version() != version) {
+        reason = "Expected " + where(stream_id, version) + " where the index points, but found " +
+                 where(event.stream_id(), event.stream_version()) + ": events were moved";
+      } else if (event.previous_hash() != previous) {
+        reason = "Expected " + where(stream_id, version) +
+                 " to chain from the previous event's hash, but it does not";
+      } else if (hash_chain::compute(event) != event.hash()) {
+        reason = "Expected " + where(stream_id, version) +
+                 " to match its hash, but its content was changed";
+      }
+      previous = event.hash();
+    }
+    if (!reason.empty()) {
+      problems.add(stream_id, version, at.partition(), at.offset(), std::move(reason));
+      return report;
+    }
+    report.set_events(version);
+  }
+  if (version < head->version || head->hash != previous) {
+    problems.add(stream_id, version + 1, head->position.partition(), head->position.offset(),
+                 "Expected " + where(stream_id, version + 1) +
+                     " in the log, but the log ends before it: the log was truncated");
+  }
+  return report;
 }
 
 }  // namespace crm

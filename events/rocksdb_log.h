@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "api.pb.h"
 #include "events/event_log.h"
 #include "events/rocksdb_store.h"
 
@@ -40,6 +41,17 @@ class RocksDbLog final : public EventLog {
                           std::chrono::steady_clock::time_point deadline) override;
 
   Store& store() { return store_; }
+
+  // Tamper evidence (I8): recomputes every stream's hash chain from the log, walking each
+  // partition in offset order, and checks the log against the stream index and heads. Finds a
+  // changed byte (hash mismatch or unreadable event), a deleted event (offset gap, version
+  // gap, an index entry naming nothing), reordered events (out-of-order versions, an event
+  // stored at a position other than the index's) and a truncated log (a head beyond the last
+  // event). Keeps at most `problems_max` problems, the first one found first; at most one per
+  // stream. Reads a consistent snapshot; safe while serving.
+  Result<api::VerifyReport> verify(size_t problems_max = 100);
+  // The same checks for one stream only (its events through the stream index).
+  Result<api::VerifyReport> verify_stream(const std::string& stream_id);
 
  private:
   struct Partition {
