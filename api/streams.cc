@@ -66,6 +66,26 @@ void Server::reply_history(Call& call, const std::string& stream_id) {
 void Server::add_stream_routes() {
   route("GET", R"(/v1/streams/([^/]{1,200})/events)", Access::kAuditRead,
         [this](Call& call) { reply_history(call, call.request.matches[1]); });
+  // Tamper evidence: 200 with ok=false when the log was altered (the check itself succeeded).
+  route("GET", "/v1/audit/verify", Access::kAuditRead, [this](Call& call) {
+    for (const auto& [name, value] : call.request.params) {
+      if (name != "streamId")
+        return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
+                                               "request.unknown_parameter"));
+    }
+    const std::string stream_id = call.request.get_param_value("streamId");
+    if (call.request.has_param("streamId") && (stream_id.empty() || stream_id.size() > 200))
+      return reply_problem(call, bad_request("Expected streamId to be a stream id", "streamId",
+                                             "request.stream_id"));
+    auto report =
+        stream_id.empty() ? engine_.log().verify() : engine_.log().verify_stream(stream_id);
+    if (!report.is_ok()) {
+      if (report.status().code() == StatusCode::kNotFound)
+        return reply_problem(call, not_found("No stream '" + stream_id + "'"));
+      return reply_problem(call, problem_from(report.status()));
+    }
+    reply(call, 200, report.value());
+  });
 }
 
 }  // namespace crm::api

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "api.pb.h"
 #include "envelope.pb.h"
 #include "events/status.h"
 
@@ -92,6 +93,10 @@ class EventLog {
   // Blocks until some partition p has end_offset(p) > end_offsets[p], or the deadline passes.
   virtual bool wait_for_any_above(const std::vector<uint64_t>& end_offsets,
                                   std::chrono::steady_clock::time_point deadline) = 0;
+  // Tamper evidence (I8): every stream's hash chain recomputed from what the log stores, and
+  // the log's own order; or one stream's (kNotFound when it does not exist).
+  virtual Result<api::VerifyReport> verify(size_t problems_max = 100) = 0;
+  virtual Result<api::VerifyReport> verify_stream(const std::string& stream_id) = 0;
 };
 
 // Reads one partition in order from a position, waiting for new events: what projections and

@@ -13,7 +13,6 @@
 #include <mutex>
 #include <vector>
 
-#include "api.pb.h"
 #include "events/event_log.h"
 #include "events/rocksdb_store.h"
 
@@ -49,9 +48,9 @@ class RocksDbLog final : public EventLog {
   // stored at a position other than the index's) and a truncated log (a head beyond the last
   // event). Keeps at most `problems_max` problems, the first one found first; at most one per
   // stream. Reads a consistent snapshot; safe while serving.
-  Result<api::VerifyReport> verify(size_t problems_max = 100);
+  Result<api::VerifyReport> verify(size_t problems_max = 100) override;
   // The same checks for one stream only (its events through the stream index).
-  Result<api::VerifyReport> verify_stream(const std::string& stream_id);
+  Result<api::VerifyReport> verify_stream(const std::string& stream_id) override;
 
  private:
   struct Partition {

@@ -1,5 +1,6 @@
 // `crm replay` on a data directory written by a real engine: every read model rebuilt from
-// position 0 must be byte-identical to the live one.
+// position 0 must be byte-identical to the live one. `crm verify` on the same: as written, then
+// altered (one event rewritten without its hash) and named.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -7,6 +8,7 @@
 #include <cstdio>
 
 #include "customer.pb.h"
+#include "ops/app.h"
 #include "order.pb.h"
 #include "tests/support/test_support.h"
 
@@ -135,6 +137,68 @@ TEST(ReplayCli, RebuildsTheOrdersReadModelIdentically) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(listed->body, &list).ok());
   const size_t approved = static_cast<size_t>(list.items_size());
   EXPECT_EQ(approved, 2u) << listed->body;
+}
+
+TEST(VerifyCli, SaysTheLogIsAsWrittenAndNamesTheFirstAlteredEvent) {
+  testing::TempDir dir;
+  std::string customer_id;
+  {
+    testing::ServedApp served(dir.path());
+    auto client = served.client();
+    for (int i = 0; i < 5; ++i) {
+      auto created = client->Post(
+          "/v1/customers", R"({"name":"Audit )" + std::to_string(i) + R"(","kind":"INDIVIDUAL"})",
+          "application/json");
+      ASSERT_TRUE(created);
+      ASSERT_EQ(created->status, 201) << created->body;
+      customer::Customer c;
+      ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created->body, &c).ok());
+      customer_id = c.id();
+    }
+    auto verified = client->Get("/v1/audit/verify");
+    ASSERT_TRUE(verified);
+    EXPECT_EQ(verified->status, 200) << verified->body;
+    EXPECT_NE(verified->body.find(R"("ok":true)"), std::string::npos) << verified->body;
+    auto one = client->Get(("/v1/audit/verify?streamId=" + customer_id).c_str());
+    ASSERT_TRUE(one);
+    EXPECT_NE(one->body.find(R"("ok":true)"), std::string::npos) << one->body;
+    EXPECT_EQ(client->Get("/v1/audit/verify?streamId=nothing")->status, 404);
+    EXPECT_EQ(client->Get("/v1/audit/verify?stream=x")->status, 400);
+  }
+  auto clean = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path());
+  EXPECT_EQ(clean.exit_code, 0) << clean.output;
+  EXPECT_NE(clean.output.find(R"("ok":true)"), std::string::npos) << clean.output;
+  EXPECT_NE(clean.output.find("as written"), std::string::npos) << clean.output;
+
+  {  // An editor rewrites the last customer's registration, leaving its hash as it was.
+    auto offline = open_offline(dir.path(), 8);
+    ASSERT_TRUE(offline.is_ok()) << offline.status().to_string();
+    auto head = offline->log->stream_head(customer_id);
+    ASSERT_TRUE(head.is_ok());
+    auto events = offline->log->read_stream(customer_id, 1, 1);
+    ASSERT_TRUE(events.is_ok());
+    ASSERT_EQ(events->size(), 1u);
+    auto forged = events->front();
+    forged.set_correlation_id("forged");
+    ASSERT_TRUE(offline->store
+                    ->write_durable([&](rocksdb::WriteBatch& batch) {
+                      batch
+                          .Put(offline->store->family(Store::Family::kLog),
+                               log_key(forged.position().partition(), forged.position().offset()),
+                               forged.SerializeAsString())
+                          .PermitUncheckedError();
+                    })
+                    .is_ok());
+  }
+  auto altered = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path());
+  EXPECT_EQ(altered.exit_code, 4) << altered.output;
+  EXPECT_NE(altered.output.find(R"("streamId":")" + customer_id + R"(","version":1)"),
+            std::string::npos)
+      << altered.output;
+  EXPECT_NE(altered.output.find("ALTERED"), std::string::npos) << altered.output;
+  auto one = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path() +
+                         " --stream " + customer_id);
+  EXPECT_EQ(one.exit_code, 4) << one.output;
 }
 
 TEST(ReplayCli, RefusesUnknownFlags) {

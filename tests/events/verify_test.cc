@@ -43,13 +43,13 @@ class Verify : public ::testing::Test {
     return value;
   }
   void put_raw(uint32_t partition, uint64_t offset, const std::string& value) {
-    ASSERT_TRUE(store_
-                    ->write_durable([&](rocksdb::WriteBatch& batch) {
-                      batch.Put(store_->family(Store::Family::kLog), log_key(partition, offset),
-                                value)
-                          .PermitUncheckedError();
-                    })
-                    .is_ok());
+    ASSERT_TRUE(
+        store_
+            ->write_durable([&](rocksdb::WriteBatch& batch) {
+              batch.Put(store_->family(Store::Family::kLog), log_key(partition, offset), value)
+                  .PermitUncheckedError();
+            })
+            .is_ok());
   }
   void erase_raw(uint32_t partition, uint64_t offset) {
     ASSERT_TRUE(store_
