@@ -101,6 +101,13 @@ void Server::add_customer_routes() {
 
   route("GET", kCustomerPath, Access::kCustomerRead, [this](Call& call) {
     const std::string id = call.request.matches[1];
+    if (call.request.has_param("asOf")) {
+      auto then = read_as_of(call, kCustomerStream, id, "customer '" + id + "'");
+      if (!then) return;
+      customer::Customer view = static_cast<const customer::Customer&>(*then->state);
+      view.set_position(format_position(then->position));
+      return reply(call, 200, view);
+    }
     if (!wait_for_min_position(call)) return;
     auto loaded = engine_.read(kCustomerStream, id);
     if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));

@@ -82,6 +82,14 @@ void Server::add_order_routes() {
   });
 
   route("GET", kOrderPath, Access::kOrderRead, [=, this](Call& call) {
+    if (call.request.has_param("asOf")) {  // as it stood then, with the versions that priced it
+      const std::string id = call.request.matches[1];
+      auto then = read_as_of(call, kOrderStream, order::stream_id(id), "order '" + id + "'");
+      if (!then) return;
+      order::Order view = static_cast<const order::Order&>(*then->state);
+      view.set_position(format_position(then->position));
+      return reply(call, 200, view);
+    }
     if (!check_min_position(call)) return;
     auto loaded = engine_.read(kOrderStream, order::stream_id(call.request.matches[1].str()));
     if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));

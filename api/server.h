@@ -99,6 +99,10 @@ class Server {
   void reply(Call& call, int status, const google::protobuf::Message& body);
   void reply_problem(Call& call, Problem problem);
   void reply_history(Call& call, const std::string& stream_id);
+  // GET …?asOf=<RFC 3339>: the aggregate as it stood then, or nullopt after replying a problem
+  // (a bad asOf: 400; nothing yet at that time: 404 naming `what`).
+  std::optional<LoadedAggregate> read_as_of(Call& call, const std::string& stream_type,
+                                            const std::string& stream_id, const std::string& what);
   // Binds an import's Idempotency-Key to its whole body before any row is written; false and
   // a 409 reply when the key was used with another body.
   bool claim_import(Call& call, const std::string& key);

@@ -1,4 +1,6 @@
 // Stream routes: the history of one stream as auditors read it.
+#include <google/protobuf/util/time_util.h>
+
 #include <charconv>
 
 #include "api/json.h"
@@ -61,6 +63,31 @@ void Server::reply_history(Call& call, const std::string& stream_id) {
     page.set_next_page_token(std::to_string(events->back().stream_version() + 1));
   call.response.set_header("ETag", "\"" + std::to_string(head->version) + "\"");
   reply(call, 200, page);
+}
+
+std::optional<LoadedAggregate> Server::read_as_of(Call& call, const std::string& stream_type,
+                                                  const std::string& stream_id,
+                                                  const std::string& what) {
+  const std::string text = call.request.get_param_value("asOf");
+  google::protobuf::Timestamp as_of;
+  if (!google::protobuf::util::TimeUtil::FromString(text, &as_of)) {
+    reply_problem(call, bad_request("Expected asOf as an RFC 3339 time such as "
+                                    "2026-11-27T09:00:00Z, but got '" +
+                                        text + "'",
+                                    "asOf", "request.time"));
+    return std::nullopt;
+  }
+  auto loaded = engine_.read_as_of(stream_type, stream_id, timestamp_to_us(as_of));
+  if (!loaded.is_ok()) {
+    reply_problem(call, problem_from(loaded.status()));
+    return std::nullopt;
+  }
+  if (loaded->version == 0) {
+    reply_problem(call, not_found("No " + what + " at " + text));
+    return std::nullopt;
+  }
+  call.response.set_header("ETag", "\"" + std::to_string(loaded->version) + "\"");
+  return std::move(loaded.value());
 }
 
 void Server::add_stream_routes() {

@@ -37,6 +37,34 @@ Result<LoadedAggregate> Engine::read(const std::string& stream_type, const std::
   return load_aggregate(store_, *handler, stream_id);
 }
 
+Result<LoadedAggregate> Engine::read_as_of(const std::string& stream_type,
+                                           const std::string& stream_id, int64_t as_of_us) {
+  const AggregateHandler* handler = handlers_.find(stream_type);
+  if (handler == nullptr) return Status::invalid_argument("unknown stream type " + stream_type);
+  LoadedAggregate out;
+  out.state = handler->new_state();
+  if (!handler->owns(stream_id)) return out;
+  constexpr size_t kPage = 512;
+  for (uint64_t next = 1;;) {
+    auto page = log_.read_stream(stream_id, next, kPage);
+    if (!page.is_ok()) return page.status();
+    for (const auto& e : page.value()) {
+      const int64_t occurred_us = timestamp_to_us(e.occurred_at());
+      if (occurred_us > as_of_us) return out;
+      auto event = unpack_event(e.data());
+      if (event == nullptr)
+        return Status::corruption("unknown event type " + e.event_type() + " in stream '" +
+                                  stream_id + "'");
+      handler->evolve(*out.state, *event, e.stream_version(), occurred_us);
+      out.version = e.stream_version();
+      out.last_hash = e.hash();
+      out.position = e.position();
+    }
+    if (page->size() < kPage) return out;
+    next += page->size();
+  }
+}
+
 Result<size_t> Engine::fire_due_timers() {
   const int64_t now_us = clock_.now_us();
   std::string end = kTimerPrefix;

@@ -26,6 +26,10 @@ class Engine {
   std::future<CommandOutcome> submit(events::CommandEnvelope command);
 
   Result<LoadedAggregate> read(const std::string& stream_type, const std::string& stream_id);
+  // The aggregate as it stood at `as_of_us`: folded from its stream's events up to the first
+  // that occurred later (version 0: it did not exist yet). Costs the events of that stream.
+  Result<LoadedAggregate> read_as_of(const std::string& stream_type, const std::string& stream_id,
+                                     int64_t as_of_us);
 
   // Fires every timer due by the clock (an approval step's time limit): each as a command to its
   // stream, with the timer's key as Idempotency-Key, so that it takes effect once even when a

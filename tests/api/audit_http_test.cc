@@ -1,0 +1,84 @@
+// Audit reads over HTTP (API.md "Audit and integration"): a customer and an order as they stood
+// at any moment (?asOf=), folded from their own events, with the offer versions that priced the
+// order then; and the hash-chain check of a live engine.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+
+#include "customer.pb.h"
+#include "events/codec.h"
+#include "order.pb.h"
+#include "tests/api/api_fixture.h"
+
+namespace crm::api_test {
+namespace {
+
+std::string at(int64_t us) {
+  return google::protobuf::util::TimeUtil::ToString(timestamp_from_us(us));
+}
+
+constexpr char kLine[] = R"({"name": "Line", "kind": "SINGLE",
+  "pricingPlans": [{"id": "std", "kind": "STANDARD",
+    "recurring": {"amountMinor": 10000, "currency": "CNY"}}]})";
+
+class AuditHttp : public ClockedApiTest {};
+
+TEST_F(AuditHttp, ACustomerReadsAsItStoodAtAnyMoment) {
+  const auto registered = register_customer(R"({"name": "Acme", "kind": "ENTERPRISE"})");
+  clock_.advance_us(kHourUs);
+  ASSERT_EQ(patch("/v1/customers/" + registered.id(), R"({"level": "VIP"})").status, 200);
+  clock_.advance_us(kHourUs);
+  ASSERT_EQ(patch("/v1/customers/" + registered.id(), R"({"name": "Acme Group"})").status, 200);
+
+  auto then = get("/v1/customers/" + registered.id() + "?asOf=" + at(kStartUs + kHourUs / 2));
+  ASSERT_EQ(then.status, 200) << then.body;
+  auto before = parse_json<customer::Customer>(then.body);
+  EXPECT_EQ(before.version(), 1u);
+  EXPECT_EQ(before.level(), customer::STANDARD);
+  EXPECT_EQ(before.name(), "Acme");
+  EXPECT_EQ(then.header("ETag"), "\"1\"");
+
+  auto vip = parse_json<customer::Customer>(
+      get("/v1/customers/" + registered.id() + "?asOf=" + at(kStartUs + kHourUs)).body);
+  EXPECT_EQ(vip.level(), customer::VIP) << "an event at exactly asOf counts";
+  EXPECT_EQ(vip.name(), "Acme");
+  auto now = parse_json<customer::Customer>(
+      get("/v1/customers/" + registered.id() + "?asOf=" + at(kStartUs + 3 * kHourUs)).body);
+  EXPECT_EQ(now.name(), "Acme Group");
+  EXPECT_EQ(now.version(), 3u);
+
+  expect_problem(get("/v1/customers/" + registered.id() + "?asOf=" + at(kStartUs - 1)), 404);
+  expect_problem(get("/v1/customers/" + registered.id() + "?asOf=yesterday"), 400);
+  expect_problem(get("/v1/customers/nobody?asOf=" + at(kStartUs)), 404);
+}
+
+TEST_F(AuditHttp, AnOrderReadsAsItStoodWithTheOfferVersionsOfThen) {
+  ASSERT_EQ(put("/v1/catalog/offers/LINE", kLine).status, 201);
+  const auto customer = register_customer(R"({"name": "Acme", "kind": "ENTERPRISE"})");
+  auto created = post("/v1/orders", R"({"customerId": ")" + customer.id() + R"("})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto id = parse_json<order::Order>(created.body).id();
+  ASSERT_EQ(post("/v1/orders/" + id + "/items", R"({"offerId": "LINE"})").status, 201);
+  clock_.advance_us(kHourUs);
+  auto submitted = post("/v1/orders/" + id + ":submit", "");
+  ASSERT_EQ(submitted.status, 200) << submitted.body;
+  clock_.advance_us(kHourUs);  // the offer changes afterwards: the order keeps version 1
+  std::string v2 = kLine;
+  v2.replace(v2.find("10000"), 5, "12000");
+  ASSERT_EQ(put("/v1/catalog/offers/LINE", v2).status, 200);
+
+  auto draft = parse_json<order::Order>(get("/v1/orders/" + id + "?asOf=" + at(kStartUs)).body);
+  EXPECT_EQ(draft.state(), order::DRAFT);
+  EXPECT_FALSE(draft.has_receipt());
+  auto then = get("/v1/orders/" + id + "?asOf=" + at(kStartUs + kHourUs));
+  ASSERT_EQ(then.status, 200) << then.body;
+  auto placed = parse_json<order::Order>(then.body);
+  EXPECT_NE(placed.state(), order::DRAFT);
+  ASSERT_EQ(placed.items_size(), 1);
+  EXPECT_EQ(placed.items(0).offer_version(), 1u);
+  EXPECT_EQ(placed.receipt().lines(0).offer_version(), 1u);
+  EXPECT_EQ(placed.version(), parse_json<order::Order>(submitted.body).version());
+  expect_problem(get("/v1/orders/" + id + "?asOf=" + at(kStartUs - 1)), 404);
+}
+
+}  // namespace
+}  // namespace crm::api_test
