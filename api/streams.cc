@@ -2,6 +2,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <charconv>
+#include <set>
 
 #include "api/json.h"
 #include "api/server.h"
@@ -36,6 +37,13 @@ HistoryItem history_item(const events::EventEnvelope& e) {
 }  // namespace
 
 void Server::reply_history(Call& call, const std::string& stream_id) {
+  static const std::set<std::string> kKnown = {
+      "fromVersion", "pageToken", "pageSize", "minPosition", "from", "to", "types"};
+  for (const auto& [name, value] : call.request.params) {
+    if (!kKnown.count(name))
+      return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
+                                             "request.unknown_parameter"));
+  }
   if (!check_min_position(call)) return;
   uint64_t from_version = 1;
   uint64_t size = kHistoryPageDefault;
@@ -52,15 +60,47 @@ void Server::reply_history(Call& call, const std::string& stream_id) {
     return reply_problem(
         call, bad_request("Expected pageSize between 1 and 500", "pageSize", "request.page_size"));
   }
+  // Filters: occurred in [from, to], of one of `types` (short names, comma-separated).
+  int64_t from_us = INT64_MIN, to_us = INT64_MAX;
+  for (auto [name, bound] : {std::pair{"from", &from_us}, std::pair{"to", &to_us}}) {
+    if (!call.request.has_param(name)) continue;
+    google::protobuf::Timestamp t;
+    if (!google::protobuf::util::TimeUtil::FromString(call.request.get_param_value(name), &t))
+      return reply_problem(call,
+                           bad_request(std::string("Expected ") + name +
+                                           " as an RFC 3339 time such as 2026-11-27T09:00:00Z",
+                                       name, "request.time"));
+    *bound = timestamp_to_us(t);
+  }
+  std::set<std::string> types;
+  if (call.request.has_param("types")) {
+    std::string list = call.request.get_param_value("types");
+    for (size_t start = 0; start <= list.size();) {
+      size_t comma = std::min(list.find(',', start), list.size());
+      if (comma > start) types.insert(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
   auto head = engine_.log().stream_head(stream_id);
   if (!head.is_ok()) return reply_problem(call, problem_from(head.status()));
   if (head->version == 0) return reply_problem(call, not_found("No stream '" + stream_id + "'"));
-  auto events = engine_.log().read_stream(stream_id, from_version, size);
-  if (!events.is_ok()) return reply_problem(call, problem_from(events.status()));
   HistoryPage page;
-  for (const auto& e : events.value()) *page.add_items() = history_item(e);
-  if (!events->empty() && events->back().stream_version() < head->version)
-    page.set_next_page_token(std::to_string(events->back().stream_version() + 1));
+  uint64_t next = from_version;
+  while (next <= head->version && static_cast<uint64_t>(page.items_size()) < size) {
+    auto events = engine_.log().read_stream(stream_id, next, size);
+    if (!events.is_ok()) return reply_problem(call, problem_from(events.status()));
+    if (events->empty()) break;
+    for (const auto& e : events.value()) {
+      if (static_cast<uint64_t>(page.items_size()) == size) break;
+      next = e.stream_version() + 1;
+      const int64_t occurred_us = timestamp_to_us(e.occurred_at());
+      if (occurred_us < from_us || occurred_us > to_us) continue;
+      auto item = history_item(e);
+      if (!types.empty() && !types.count(item.type())) continue;
+      *page.add_items() = std::move(item);
+    }
+  }
+  if (next <= head->version) page.set_next_page_token(std::to_string(next));
   call.response.set_header("ETag", "\"" + std::to_string(head->version) + "\"");
   reply(call, 200, page);
 }

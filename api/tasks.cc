@@ -67,6 +67,10 @@ void Server::add_task_routes() {
         std::shared_ptr<const google::protobuf::Message>(loaded->state));
   };
 
+  route("GET", std::string(kTaskPath) + "/history", Access::kTaskRead, [this](Call& call) {
+    reply_history(call, task::stream_id(call.request.matches[1].str()));
+  });
+
   route("GET", kTaskPath, Access::kTaskRead, [=, this](Call& call) {
     if (!check_min_position(call)) return;
     auto t = load(call, call.request.matches[1]);

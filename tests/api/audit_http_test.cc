@@ -7,6 +7,7 @@
 #include "customer.pb.h"
 #include "events/codec.h"
 #include "order.pb.h"
+#include "task.pb.h"
 #include "tests/api/api_fixture.h"
 
 namespace crm::api_test {
@@ -78,6 +79,53 @@ TEST_F(AuditHttp, AnOrderReadsAsItStoodWithTheOfferVersionsOfThen) {
   EXPECT_EQ(placed.receipt().lines(0).offer_version(), 1u);
   EXPECT_EQ(placed.version(), parse_json<order::Order>(submitted.body).version());
   expect_problem(get("/v1/orders/" + id + "?asOf=" + at(kStartUs - 1)), 404);
+}
+
+TEST_F(AuditHttp, HistoryFiltersByTimeAndTypeAndPagesThroughTheMatches) {
+  const auto c = register_customer(R"({"name": "Acme", "kind": "ENTERPRISE"})");
+  for (const char* level : {"VIP", "GROWTH", "VIP"}) {
+    clock_.advance_us(kHourUs);
+    ASSERT_EQ(
+        patch("/v1/customers/" + c.id(), std::string(R"({"level": ")") + level + "\"}").status,
+        200);
+  }
+  const std::string history = "/v1/customers/" + c.id() + "/history";
+  auto levels = parse_json<api::HistoryPage>(get(history + "?types=CustomerLevelChanged").body);
+  ASSERT_EQ(levels.items_size(), 3);
+  EXPECT_EQ(levels.items(0).version(), 2u);
+
+  auto window = parse_json<api::HistoryPage>(
+      get(history + "?from=" + at(kStartUs + kHourUs) + "&to=" + at(kStartUs + 2 * kHourUs)).body);
+  ASSERT_EQ(window.items_size(), 2);
+  EXPECT_EQ(window.items(0).version(), 2u);
+  EXPECT_EQ(window.items(1).version(), 3u);
+
+  auto first = parse_json<api::HistoryPage>(
+      get(history + "?types=CustomerLevelChanged,CustomerRegistered&pageSize=2").body);
+  ASSERT_EQ(first.items_size(), 2);
+  ASSERT_EQ(first.next_page_token(), "3");
+  auto second = parse_json<api::HistoryPage>(
+      get(history + "?types=CustomerLevelChanged,CustomerRegistered&pageSize=2&pageToken=3").body);
+  ASSERT_EQ(second.items_size(), 2);
+  EXPECT_EQ(second.items(1).version(), 4u);
+  EXPECT_TRUE(second.next_page_token().empty());
+
+  expect_problem(get(history + "?from=noon"), 400);
+  expect_problem(get(history + "?kind=x"), 400);
+}
+
+TEST_F(AuditHttp, ATasksHistoryIsReadable) {
+  auto created = post("/v1/tasks", R"({"subject": "Call back", "dueAt": "2026-12-01T09:00:00Z",
+                                       "assigneeRole": "sales"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto id = parse_json<task::Task>(created.body).id();
+  ASSERT_EQ(post("/v1/tasks/" + id + ":complete", R"({"outcome": "done"})").status, 200);
+  auto history = parse_json<api::HistoryPage>(get("/v1/tasks/" + id + "/history").body);
+  ASSERT_EQ(history.items_size(), 2);
+  EXPECT_EQ(history.items(0).type(), "TaskCreated");
+  EXPECT_EQ(history.items(1).type(), "TaskCompleted");
+  EXPECT_EQ(history.items(1).previous_hash(), history.items(0).hash()) << "chained";
+  expect_problem(get("/v1/tasks/task_none/history"), 404);
 }
 
 }  // namespace
