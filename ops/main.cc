@@ -176,21 +176,33 @@ int serve(int argc, char** argv) {
   return 0;
 }
 
-int replay(int argc, char** argv) {
-  auto flags = parse_flags(argc, argv, 2, {"data-dir", "partitions"});
+// The start of an offline tool: its flags read, then the data directory opened without serving
+// it. Returns the exit code to stop with (2: bad flags, 1: cannot open) or 0 with `offline` set.
+int open_tool(const std::string& name, int argc, char** argv, const std::vector<std::string>& known,
+              Flags& flags, OfflineLog& offline) {
+  flags = parse_flags(argc, argv, 2, known);
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
   if (!error.empty()) {
-    std::fprintf(stderr, "crm replay: %s\n%s", error.c_str(), kUsage);
+    std::fprintf(stderr, "crm %s: %s\n%s", name.c_str(), error.c_str(), kUsage);
     return 2;
   }
-  auto offline = open_offline(config.data_dir, config.partitions);
-  if (!offline.is_ok()) {
-    std::fprintf(stderr, "crm replay: cannot open %s: %s (is crm serve running on it?)\n",
-                 config.data_dir.c_str(), offline.status().to_string().c_str());
+  auto opened = open_offline(config.data_dir, config.partitions);
+  if (!opened.is_ok()) {
+    std::fprintf(stderr, "crm %s: cannot open %s: %s (is crm serve running on it?)\n", name.c_str(),
+                 config.data_dir.c_str(), opened.status().to_string().c_str());
     return 1;
   }
-  auto& store = *offline->store;
+  offline = std::move(opened.value());
+  return 0;
+}
+
+int replay(int argc, char** argv) {
+  Flags flags;
+  OfflineLog offline;
+  if (int code = open_tool("replay", argc, argv, {"data-dir", "partitions"}, flags, offline))
+    return code;
+  auto& store = *offline.store;
   auto before = read_models_digest(store);
   if (!before.is_ok()) {
     std::fprintf(stderr, "crm replay: %s\n", before.status().to_string().c_str());
@@ -198,7 +210,7 @@ int replay(int argc, char** argv) {
   }
   // Bring the live models up to the end of the log first, so the digests compare like for like.
   {
-    Projector live(*offline->log, store, all_read_models());
+    Projector live(*offline.log, store, all_read_models());
     if (auto s = live.open(); !s.is_ok())
       return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
     if (auto s = live.catch_up(); !s.is_ok())
@@ -208,7 +220,7 @@ int replay(int argc, char** argv) {
   auto started = std::chrono::steady_clock::now();
   if (auto s = clear_read_models(store); !s.is_ok())
     return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
-  Projector rebuild(*offline->log, store, all_read_models());
+  Projector rebuild(*offline.log, store, all_read_models());
   if (auto s = rebuild.open(); !s.is_ok())
     return std::fprintf(stderr, "crm replay: %s\n", s.to_string().c_str()), 1;
   if (auto s = rebuild.catch_up(); !s.is_ok())
@@ -217,8 +229,8 @@ int replay(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   auto after = read_models_digest(store);
   uint64_t events = 0;
-  for (uint32_t p = 0; p < offline->log->partition_count(); ++p)
-    events += offline->log->end_offset(p);
+  for (uint32_t p = 0; p < offline.log->partition_count(); ++p)
+    events += offline.log->end_offset(p);
   const bool identical =
       live_digest.is_ok() && after.is_ok() && live_digest.value() == after.value();
   std::printf("events replayed: %llu in %.3f s (%.0f events/s)\n",
@@ -233,23 +245,15 @@ int replay(int argc, char** argv) {
 // Tamper evidence for auditors: recomputes every stream's hash chain (or one stream's) and
 // prints the report as JSON. Exit 0: the log is as written; 4: it was altered; 1: not checked.
 int verify(int argc, char** argv) {
-  auto flags = parse_flags(argc, argv, 2, {"data-dir", "partitions", "stream"});
-  AppConfig config;
-  std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
-  if (!error.empty()) {
-    std::fprintf(stderr, "crm verify: %s\n%s", error.c_str(), kUsage);
-    return 2;
-  }
-  auto offline = open_offline(config.data_dir, config.partitions);
-  if (!offline.is_ok()) {
-    std::fprintf(stderr, "crm verify: cannot open %s: %s (is crm serve running on it?)\n",
-                 config.data_dir.c_str(), offline.status().to_string().c_str());
-    return 1;
-  }
+  Flags flags;
+  OfflineLog offline;
+  if (int code =
+          open_tool("verify", argc, argv, {"data-dir", "partitions", "stream"}, flags, offline))
+    return code;
   const auto started = std::chrono::steady_clock::now();
   auto stream = flags.values.find("stream");
-  auto report = stream == flags.values.end() ? offline->log->verify()
-                                             : offline->log->verify_stream(stream->second);
+  auto report = stream == flags.values.end() ? offline.log->verify()
+                                             : offline.log->verify_stream(stream->second);
   if (!report.is_ok()) {
     std::fprintf(stderr, "crm verify: %s\n", report.status().to_string().c_str());
     return 1;
