@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <thread>
@@ -186,6 +187,12 @@ int open_tool(const std::string& name, int argc, char** argv, const std::vector<
   if (!error.empty()) {
     std::fprintf(stderr, "crm %s: %s\n%s", name.c_str(), error.c_str(), kUsage);
     return 2;
+  }
+  // A tool never creates a data directory: a mistyped path would read as an empty, intact log.
+  if (!std::filesystem::is_directory(config.data_dir + "/db")) {
+    std::fprintf(stderr, "crm %s: %s holds no engine data (no %s/db)\n", name.c_str(),
+                 config.data_dir.c_str(), config.data_dir.c_str());
+    return 1;
   }
   auto opened = open_offline(config.data_dir, config.partitions);
   if (!opened.is_ok()) {

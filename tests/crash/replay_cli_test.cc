@@ -201,6 +201,13 @@ TEST(VerifyCli, SaysTheLogIsAsWrittenAndNamesTheFirstAlteredEvent) {
   EXPECT_EQ(one.exit_code, 4) << one.output;
 }
 
+TEST(VerifyCli, RefusesADirectoryWithoutEngineDataRatherThanCallingItIntact) {
+  testing::TempDir dir;
+  auto result = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path() + "/typo");
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("holds no engine data"), std::string::npos) << result.output;
+}
+
 TEST(ReplayCli, RefusesUnknownFlags) {
   auto result = run_command(std::string(CRM_BINARY) + " replay --bogus 1");
   EXPECT_EQ(result.exit_code, 2);
