@@ -16,6 +16,7 @@
 #include "api/auth.h"
 #include "api/problem.h"
 #include "events/clock.h"
+#include "projections/audit_view.h"
 #include "projections/projector.h"
 #include "workflow/engine.h"
 
@@ -99,6 +100,11 @@ class Server {
   void reply(Call& call, int status, const google::protobuf::Message& body);
   void reply_problem(Call& call, Problem problem);
   void reply_history(Call& call, const std::string& stream_id);
+  // ?from= and ?to= (RFC 3339) into `from_us` and `to_us` (unchanged when absent); false after
+  // a 400 reply for a bad one.
+  bool read_period(Call& call, int64_t* from_us, int64_t* to_us);
+  // GET /v1/audit/decisions and /v1/audit/overrides.
+  void reply_audit(Call& call, AuditFilter filter);
   // GET …?asOf=<RFC 3339>: the aggregate as it stood then, or nullopt after replying a problem
   // (a bad asOf: 400; nothing yet at that time: 404 naming `what`).
   std::optional<LoadedAggregate> read_as_of(Call& call, const std::string& stream_type,

@@ -36,6 +36,21 @@ HistoryItem history_item(const events::EventEnvelope& e) {
 
 }  // namespace
 
+bool Server::read_period(Call& call, int64_t* from_us, int64_t* to_us) {
+  for (auto [name, bound] : {std::pair{"from", from_us}, std::pair{"to", to_us}}) {
+    if (!call.request.has_param(name)) continue;
+    google::protobuf::Timestamp t;
+    if (!google::protobuf::util::TimeUtil::FromString(call.request.get_param_value(name), &t)) {
+      reply_problem(call, bad_request(std::string("Expected ") + name +
+                                          " as an RFC 3339 time such as 2026-11-27T09:00:00Z",
+                                      name, "request.time"));
+      return false;
+    }
+    *bound = timestamp_to_us(t);
+  }
+  return true;
+}
+
 void Server::reply_history(Call& call, const std::string& stream_id) {
   static const std::set<std::string> kKnown = {
       "fromVersion", "pageToken", "pageSize", "minPosition", "from", "to", "types"};
@@ -62,16 +77,7 @@ void Server::reply_history(Call& call, const std::string& stream_id) {
   }
   // Filters: occurred in [from, to], of one of `types` (short names, comma-separated).
   int64_t from_us = INT64_MIN, to_us = INT64_MAX;
-  for (auto [name, bound] : {std::pair{"from", &from_us}, std::pair{"to", &to_us}}) {
-    if (!call.request.has_param(name)) continue;
-    google::protobuf::Timestamp t;
-    if (!google::protobuf::util::TimeUtil::FromString(call.request.get_param_value(name), &t))
-      return reply_problem(call,
-                           bad_request(std::string("Expected ") + name +
-                                           " as an RFC 3339 time such as 2026-11-27T09:00:00Z",
-                                       name, "request.time"));
-    *bound = timestamp_to_us(t);
-  }
+  if (!read_period(call, &from_us, &to_us)) return;
   std::set<std::string> types;
   if (call.request.has_param("types")) {
     std::string list = call.request.get_param_value("types");
@@ -130,7 +136,45 @@ std::optional<LoadedAggregate> Server::read_as_of(Call& call, const std::string&
   return std::move(loaded.value());
 }
 
+void Server::reply_audit(Call& call, AuditFilter filter) {
+  static const std::set<std::string> kKnown = {"principal", "kind",      "from",       "to",
+                                               "pageSize",  "pageToken", "minPosition"};
+  for (const auto& [name, value] : call.request.params) {
+    const bool allowed = kKnown.count(name) && (name != "principal" || !filter.overrides) &&
+                         (name != "kind" || filter.overrides);
+    if (!allowed)
+      return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
+                                             "request.unknown_parameter"));
+  }
+  if (filter.overrides) {
+    filter.kind = call.request.get_param_value("kind");
+    if (!filter.kind.empty() && filter.kind != "MANUAL_PRICE" && filter.kind != "ESCALATION" &&
+        filter.kind != "REJECTION")
+      return reply_problem(call, bad_request("Expected kind MANUAL_PRICE, ESCALATION or REJECTION",
+                                             "kind", "request.enum"));
+  } else {
+    filter.principal_id = call.request.get_param_value("principal");
+  }
+  if (!read_period(call, &filter.from_us, &filter.to_us)) return;
+  auto page_request = read_page(call, 100, is_audit_id);
+  if (!page_request) return;
+  if (!wait_for_min_position(call)) return;
+  auto page = list_audit(engine_.store(), filter, page_request->size, page_request->token);
+  if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
+  reply(call, 200, page.value());
+}
+
 void Server::add_stream_routes() {
+  route("GET", "/v1/audit/decisions", Access::kAuditRead, [this](Call& call) {
+    AuditFilter decisions;
+    decisions.kind = "DECISION";
+    reply_audit(call, decisions);
+  });
+  route("GET", "/v1/audit/overrides", Access::kAuditRead, [this](Call& call) {
+    AuditFilter overrides;
+    overrides.overrides = true;
+    reply_audit(call, overrides);
+  });
   route("GET", R"(/v1/streams/([^/]{1,200})/events)", Access::kAuditRead,
         [this](Call& call) { reply_history(call, call.request.matches[1]); });
   // Tamper evidence: 200 with ok=false when the log was altered (the check itself succeeded).

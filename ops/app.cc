@@ -9,6 +9,7 @@
 #include "events/codec.h"
 #include "ops/logging.h"
 #include "projections/approvals_view.h"
+#include "projections/audit_view.h"
 #include "projections/customers_view.h"
 #include "projections/notifications_view.h"
 #include "projections/orders_view.h"
@@ -50,6 +51,7 @@ std::vector<std::unique_ptr<ReadModel>> all_read_models() {
   models.push_back(std::make_unique<ApprovalsView>());
   models.push_back(std::make_unique<NotificationsView>());
   models.push_back(std::make_unique<TasksView>());
+  models.push_back(std::make_unique<AuditView>());
   return models;
 }
 

@@ -41,8 +41,8 @@ task::CreateTask task_body(const FollowUpRules& rules, const std::string& owner_
 
 // The subject and reason of the requester's task when approval of `order` ends with `event`
 // (approved after asking, rejected, returned); nullopt for other events.
-std::optional<std::pair<std::string, std::string>> decision_task(
-    const order::Order& order, const order::Event& event) {
+std::optional<std::pair<std::string, std::string>> decision_task(const order::Order& order,
+                                                                 const order::Event& event) {
   if (order.approval_round() == 0 || order.requester().empty()) return std::nullopt;
   if (std::holds_alternative<order::OrderApproved>(event))
     return std::pair{"Order approved: carry it out",
@@ -62,9 +62,9 @@ std::optional<std::pair<std::string, std::string>> decision_task(
 }  // namespace
 
 std::vector<events::CommandEnvelope> reminder_tasks(const FollowUpRules& rules,
-                                                  const customer::Customer& customer,
-                                                  const std::vector<customer::Event>& events,
-                                                  const events::CommandEnvelope& cause) {
+                                                    const customer::Customer& customer,
+                                                    const std::vector<customer::Event>& events,
+                                                    const events::CommandEnvelope& cause) {
   std::vector<events::CommandEnvelope> out;
   const int64_t now_us = timestamp_to_us(cause.issued_at());
   for (const auto& event : events) {
@@ -99,9 +99,10 @@ std::vector<events::CommandEnvelope> reminder_tasks(const FollowUpRules& rules,
   return out;
 }
 
-std::optional<events::CommandEnvelope> customer_balance(
-    const order::Order& order, const std::vector<order::Event>& events,
-    const events::CommandEnvelope& cause, int64_t now_us) {
+std::optional<events::CommandEnvelope> customer_balance(const order::Order& order,
+                                                        const std::vector<order::Event>& events,
+                                                        const events::CommandEnvelope& cause,
+                                                        int64_t now_us) {
   const bool changes = std::any_of(events.begin(), events.end(), [](const auto& e) {
     return std::holds_alternative<order::OrderSubmitted>(e) ||
            std::holds_alternative<order::PaymentRecorded>(e) ||
@@ -132,21 +133,20 @@ std::optional<events::CommandEnvelope> customer_balance(
   return c;
 }
 
-
 std::string retention_task_id(const order::Order& order, const order::Item& item) {
   return "retain-" + order.id() + "-" + item.item_id();
 }
 
 std::vector<events::CommandEnvelope> order_tasks(const FollowUpRules& rules,
-                                               const order::Order& order,
-                                               const std::vector<order::Event>& events,
-                                               const events::CommandEnvelope& cause) {
+                                                 const order::Order& order,
+                                                 const std::vector<order::Event>& events,
+                                                 const events::CommandEnvelope& cause) {
   std::vector<events::CommandEnvelope> out;
   const int64_t now_us = timestamp_to_us(cause.issued_at());
   auto body = [&](std::string subject, std::string reason, int64_t due_us, std::string rule,
                   const std::string& assignee) {
-    auto t = task_body(rules, assignee, std::move(subject), std::move(reason), due_us,
-                       std::move(rule));
+    auto t =
+        task_body(rules, assignee, std::move(subject), std::move(reason), due_us, std::move(rule));
     t.set_customer_id(order.customer_id());
     t.set_order_id(order.id());
     return t;
@@ -179,12 +179,10 @@ std::vector<events::CommandEnvelope> order_tasks(const FollowUpRules& rules,
                  return std::holds_alternative<order::OrderSubmitted>(e);  // none was asked
                })) {
       // The requester (never a deciding approver) learns the outcome and acts on it.
-      const std::string id =
-          "decided-" + order.id() + "-" + std::to_string(order.approval_round());
-      out.push_back(
-          open_task(cause, id, order.customer_id(),
-                    body(decided->first, decided->second, now_us + rules.decision_due_us,
-                         "order.approval.decided", order.requester())));
+      const std::string id = "decided-" + order.id() + "-" + std::to_string(order.approval_round());
+      out.push_back(open_task(cause, id, order.customer_id(),
+                              body(decided->first, decided->second, now_us + rules.decision_due_us,
+                                   "order.approval.decided", order.requester())));
     }
   }
   return out;

@@ -272,6 +272,73 @@ TEST_F(ApprovalsHttp, ATimeLimitEscalatesAfterAClockJumpOnceAcrossARestart) {
   EXPECT_EQ(rejected.state(), order::REJECTED);
 }
 
+TEST_F(ApprovalsHttp, AuditorsListDecisionsByPrincipalAndOverridesByPeriod) {
+  auto first = submitted(clerk_);
+  ASSERT_EQ(decide(manager_, first.approvals(0).approval_id(), "APPROVE", "fine").status, 200);
+  clock_.advance_us(kHourUs);
+  auto second = submitted(clerk_);
+  clock_.advance_us(9 * kHourUs);  // the manager lets it pass: a director is asked
+  ASSERT_EQ(*served().app().engine().fire_due_timers(), 2u)
+      << "(and the first order's time limit, decided meanwhile, fires to no effect)";
+  ASSERT_EQ(decide(director_, second.approvals(0).approval_id(), "REJECT", "too much").status, 200);
+  auto created =
+      as(clerk_, {"POST", "/v1/orders", R"({"customerId": ")" + customer_id_ + R"("})", kJson, {}});
+  const auto manual = parse_json<order::Order>(created.body).id();
+  ASSERT_EQ(as(clerk_, {"POST",
+                        "/v1/orders/" + manual + "/items",
+                        R"({"offerId": "LINE", "manualPrice": {"amountMinor": 8000,
+                            "currency": "CNY"}})",
+                        kJson,
+                        {}})
+                .status,
+            201);
+  auto placed = as(clerk_, {"POST", "/v1/orders/" + manual + ":submit", "", kJson, {}});
+  ASSERT_EQ(placed.status, 200) << placed.body;
+  last_position_ = parse_json<order::Order>(placed.body).position();
+
+  const auto auditor = token_with_roles("audrey", R"("auditor")");
+  auto list = [&](const std::string& query) {
+    auto reply = as(auditor, {"GET", query + "&minPosition=" + last_position_, "", kJson, {}});
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    return parse_json<api::AuditEntryList>(reply.body);
+  };
+  auto mia = list("/v1/audit/decisions?principal=mia");
+  ASSERT_EQ(mia.items_size(), 1);
+  EXPECT_EQ(mia.items(0).approval_id(), first.approvals(0).approval_id());
+  EXPECT_EQ(mia.items(0).decision(), "APPROVE");
+  EXPECT_EQ(mia.items(0).role(), "manager");
+  EXPECT_EQ(mia.items(0).rule(), "discounts@1/big discount") << "under which rule";
+  EXPECT_EQ(mia.items(0).comment(), "fine");
+  auto dan = list("/v1/audit/decisions?principal=dan");
+  ASSERT_EQ(dan.items_size(), 1);
+  EXPECT_EQ(dan.items(0).decision(), "REJECT");
+
+  auto overrides = list("/v1/audit/overrides?pageSize=10");
+  std::vector<std::string> kinds;
+  for (const auto& e : overrides.items()) kinds.push_back(e.kind());
+  EXPECT_THAT(kinds, ElementsAre("ESCALATION", "REJECTION", "MANUAL_PRICE")) << "in time order";
+  EXPECT_EQ(overrides.items(0).order_id(), second.id());
+  EXPECT_THAT(overrides.items(2).detail(), HasSubstr("8000 CNY"));
+  EXPECT_EQ(overrides.items(2).principal_id(), "carl");
+
+  auto later = list("/v1/audit/decisions?from=" + google::protobuf::util::TimeUtil::ToString(
+                                                      timestamp_from_us(kStartUs + kHourUs)));
+  ASSERT_EQ(later.items_size(), 1) << "the period leaves mia's decision out";
+  EXPECT_EQ(later.items(0).principal_id(), "dan");
+  auto early = list("/v1/audit/overrides?to=" + google::protobuf::util::TimeUtil::ToString(
+                                                    timestamp_from_us(kStartUs + kHourUs)));
+  EXPECT_EQ(early.items_size(), 0);
+  auto paged = list("/v1/audit/overrides?pageSize=2");
+  ASSERT_EQ(paged.items_size(), 2);
+  auto rest = list("/v1/audit/overrides?pageSize=2&pageToken=" + paged.next_page_token());
+  ASSERT_EQ(rest.items_size(), 1);
+  EXPECT_EQ(rest.items(0).kind(), "MANUAL_PRICE");
+
+  expect_problem(as(clerk_, {"GET", "/v1/audit/decisions", "", kJson, {}}), 403);
+  expect_problem(as(auditor, {"GET", "/v1/audit/overrides?kind=LATE", "", kJson, {}}), 400);
+  expect_problem(as(auditor, {"GET", "/v1/audit/overrides?principal=mia", "", kJson, {}}), 400);
+}
+
 TEST_F(ApprovalsHttp, PoliciesAreVersionedAndBadOnesRefused) {
   auto v1 = parse_json<approval::ApprovalPolicy>(get("/v1/approval-policies/discounts").body);
   EXPECT_EQ(v1.version(), 1u);
