@@ -4,6 +4,7 @@
 #include <charconv>
 #include <set>
 
+#include "api/history.h"
 #include "api/json.h"
 #include "api/server.h"
 #include "events/codec.h"
@@ -13,6 +14,8 @@ namespace {
 
 constexpr size_t kHistoryPageDefault = 100;
 constexpr size_t kHistoryPageMax = 500;
+
+}  // namespace
 
 HistoryItem history_item(const events::EventEnvelope& e) {
   HistoryItem item;
@@ -33,8 +36,6 @@ HistoryItem history_item(const events::EventEnvelope& e) {
   item.set_previous_hash(to_hex(e.previous_hash()));
   return item;
 }
-
-}  // namespace
 
 bool Server::read_period(Call& call, int64_t* from_us, int64_t* to_us) {
   for (auto [name, bound] : {std::pair{"from", from_us}, std::pair{"to", to_us}}) {

@@ -22,10 +22,10 @@ class AuditView final : public ReadModel {
 };
 
 struct AuditFilter {
-  std::string principal_id;  // decisions by this principal
-  std::string kind;          // DECISION, MANUAL_PRICE, ESCALATION or REJECTION
-  bool overrides = false;    // every kind but DECISION
-  int64_t from_us = 0;       // occurred at or after
+  std::string principal_id;   // decisions by this principal
+  std::string kind;           // DECISION, MANUAL_PRICE, ESCALATION or REJECTION
+  bool overrides = false;     // every kind but DECISION
+  int64_t from_us = 0;        // occurred at or after
   int64_t to_us = INT64_MAX;  // occurred at or before
 };
 

@@ -55,4 +55,11 @@ class ServedApp {
 // Reads a whole file; empty if it cannot.
 std::string read_file(const std::string& path);
 
+// Runs a shell command; its exit code and its stdout and stderr together.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
 }  // namespace crm::testing
