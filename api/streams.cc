@@ -1,9 +1,11 @@
-// Stream routes: the history of one stream as auditors read it.
+// Audit routes: the history of one stream, as-of reads, the hash-chain and digest checks, and
+// the audit read models (decisions by principal, overrides by period).
 #include <google/protobuf/util/time_util.h>
 
 #include <charconv>
 #include <set>
 
+#include "aggregates/audit/digests.h"
 #include "api/history.h"
 #include "api/json.h"
 #include "api/server.h"
@@ -35,6 +37,30 @@ HistoryItem history_item(const events::EventEnvelope& e) {
   item.set_hash(to_hex(e.hash()));
   item.set_previous_hash(to_hex(e.previous_hash()));
   return item;
+}
+
+Result<VerifyReport> digest_report(EventLog& log, const std::string& digest_hex) {
+  VerifyReport report;
+  report.set_ok(true);
+  auto check = check_digest(log, digest_hex);
+  if (!check.is_ok() && check.status().code() != StatusCode::kNotFound) return check.status();
+  if (check.is_ok()) *report.mutable_digest() = check.value();
+  report.mutable_digest()->set_digest(digest_hex);
+  if (!report.digest().ok()) {
+    report.set_ok(false);
+    auto* first = report.mutable_first_mismatch();
+    first->set_stream_id(audit::kStreamId);
+    first->set_reason(check.is_ok()
+                          ? "Expected the events before the cut " + check->cut() +
+                                " to give digest " + digest_hex + " as recorded at " +
+                                check->recorded_at() + ", but they give " + check->recomputed() +
+                                ": the history before it was altered"
+                          : "Expected digest " + digest_hex +
+                                " among those recorded, but it is not: the digest is not one of "
+                                "this log's, or its record was removed");
+    *report.add_problems() = *first;
+  }
+  return report;
 }
 
 bool Server::read_period(Call& call, int64_t* from_us, int64_t* to_us) {
@@ -181,9 +207,17 @@ void Server::add_stream_routes() {
   // Tamper evidence: 200 with ok=false when the log was altered (the check itself succeeded).
   route("GET", "/v1/audit/verify", Access::kAuditRead, [this](Call& call) {
     for (const auto& [name, value] : call.request.params) {
-      if (name != "streamId")
+      if (name != "streamId" && name != "digest")
         return reply_problem(call, bad_request("Unknown query parameter '" + name + "'", name,
                                                "request.unknown_parameter"));
+    }
+    if (call.request.has_param("digest")) {
+      if (call.request.has_param("streamId"))
+        return reply_problem(
+            call, bad_request("Give streamId or digest, not both", "digest", "request.digest"));
+      auto report = digest_report(engine_.log(), call.request.get_param_value("digest"));
+      if (!report.is_ok()) return reply_problem(call, problem_from(report.status()));
+      return reply(call, 200, report.value());
     }
     const std::string stream_id = call.request.get_param_value("streamId");
     if (call.request.has_param("streamId") && (stream_id.empty() || stream_id.size() > 200))

@@ -47,6 +47,26 @@ std::string sha256(std::string_view data) {
   return std::string(reinterpret_cast<char*>(digest), length);
 }
 
+Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
+  if (context_ == nullptr ||
+      EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(context_), EVP_sha256(), nullptr) != 1)
+    std::abort();
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(context_)); }
+
+void Sha256::update(std::string_view data) {
+  if (EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(context_), data.data(), data.size()) != 1)
+    std::abort();
+}
+
+std::string Sha256::finish() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(context_), digest, &length) != 1) std::abort();
+  return std::string(reinterpret_cast<char*>(digest), length);
+}
+
 std::string format_position(const events::Position& p) {
   return std::to_string(p.partition()) + ":" + std::to_string(p.offset());
 }

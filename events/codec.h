@@ -21,6 +21,20 @@ uint64_t get_u64_be(std::string_view in);  // requires in.size() >= 8
 std::string to_hex(std::string_view bytes);
 std::string sha256(std::string_view data);
 
+// SHA-256 fed piece by piece (for digests over more than fits in one string).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(std::string_view data);
+  std::string finish();  // the 32-byte digest; the object is spent
+
+ private:
+  void* context_;  // EVP_MD_CTX
+};
+
 std::string format_position(const events::Position& p);
 std::optional<events::Position> parse_position(std::string_view text);
 

@@ -61,6 +61,13 @@ struct StreamHead {
   events::Position position;
 };
 
+// The combined hash of every stream's head at a cut of the log (audit.proto says how).
+struct LogDigest {
+  std::vector<uint64_t> end_offsets;  // the cut: per partition, the offset after its last event
+  std::string digest;                 // hex
+  uint64_t streams = 0;
+};
+
 class EventLog {
  public:
   virtual ~EventLog() = default;
@@ -97,6 +104,10 @@ class EventLog {
   // the log's own order; or one stream's (kNotFound when it does not exist).
   virtual Result<api::VerifyReport> verify(size_t problems_max = 100) = 0;
   virtual Result<api::VerifyReport> verify_stream(const std::string& stream_id) = 0;
+  // The digest at the log's end now (one consistent view), and the digest recomputed from the
+  // stored events before `end_offsets` (kInvalidArgument when the cut is not the log's).
+  virtual Result<LogDigest> digest_now() = 0;
+  virtual Result<LogDigest> digest_at(const std::vector<uint64_t>& end_offsets) = 0;
 };
 
 // Reads one partition in order from a position, waiting for new events: what projections and

@@ -479,4 +479,106 @@ Result<api::VerifyReport> RocksDbLog::verify_stream(const std::string& stream_id
   return report;
 }
 
+namespace {
+
+// One stream's head as the digest hashes it: u32be(len) id u64be(version) hash.
+std::string head_record(const std::string& stream_id, uint64_t version, const std::string& hash) {
+  std::string out;
+  put_u32_be(out, static_cast<uint32_t>(stream_id.size()));
+  out += stream_id;
+  put_u64_be(out, version);
+  out += hash;
+  return out;
+}
+
+std::string combine(const std::vector<uint64_t>& ends,
+                    std::vector<std::unique_ptr<Sha256>>& parts) {
+  Sha256 all;
+  for (uint32_t p = 0; p < ends.size(); ++p) {
+    std::string header;
+    put_u32_be(header, p);
+    put_u64_be(header, ends[p]);
+    all.update(header);
+    all.update(parts[p]->finish());
+  }
+  return to_hex(all.finish());
+}
+
+}  // namespace
+
+Result<LogDigest> RocksDbLog::digest_now() {
+  std::unique_ptr<const rocksdb::Snapshot, std::function<void(const rocksdb::Snapshot*)>> snapshot(
+      store_.db()->GetSnapshot(),
+      [this](const rocksdb::Snapshot* s) { store_.db()->ReleaseSnapshot(s); });
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot.get();
+  LogDigest out;
+  std::unique_ptr<rocksdb::Iterator> log(
+      store_.db()->NewIterator(options, store_.family(Store::Family::kLog)));
+  for (uint32_t p = 0; p < partitions_.size(); ++p) {
+    log->SeekForPrev(log_key(p, UINT64_MAX));
+    const bool here =
+        log->Valid() && log->key().size() == 12 && get_u32_be(log->key().ToStringView()) == p;
+    out.end_offsets.push_back(here ? get_u64_be(log->key().ToStringView().substr(4)) + 1 : 0);
+  }
+  if (!log->status().ok()) return from_rocksdb(log->status());
+  // The heads, in stream id order, each into its partition's hash (heads and events are
+  // written in one batch, so the snapshot's heads are exactly those of its log).
+  std::vector<std::unique_ptr<Sha256>> parts;
+  for (size_t p = 0; p < partitions_.size(); ++p) parts.push_back(std::make_unique<Sha256>());
+  std::unique_ptr<rocksdb::Iterator> heads(
+      store_.db()->NewIterator(options, store_.family(Store::Family::kStreams)));
+  for (heads->Seek("h"); heads->Valid() && heads->key().starts_with("h"); heads->Next()) {
+    auto head = decode_head(heads->value().ToString());
+    if (!head.is_ok()) return head.status();
+    if (head->position.partition() >= parts.size())
+      return Status::corruption("a stream head names partition " +
+                                std::to_string(head->position.partition()));
+    parts[head->position.partition()]->update(
+        head_record(heads->key().ToString().substr(1), head->version, head->hash));
+    ++out.streams;
+  }
+  if (!heads->status().ok()) return from_rocksdb(heads->status());
+  out.digest = combine(out.end_offsets, parts);
+  return out;
+}
+
+// (Recomputes each stream's chain from the first event, so a cut costs the events before it.)
+Result<LogDigest> RocksDbLog::digest_at(const std::vector<uint64_t>& end_offsets) {
+  if (end_offsets.size() != partitions_.size())
+    return Status::invalid_argument("a cut names " + std::to_string(end_offsets.size()) +
+                                    " partitions, but the log has " +
+                                    std::to_string(partitions_.size()));
+  LogDigest out;
+  out.end_offsets = end_offsets;
+  std::vector<std::unique_ptr<Sha256>> parts;
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store_.db()->NewIterator(options, store_.family(Store::Family::kLog)));
+  for (uint32_t p = 0; p < partitions_.size(); ++p) {
+    std::map<std::string, std::pair<uint64_t, std::string>> heads;  // by stream id
+    for (it->Seek(log_key(p, 0)); it->Valid(); it->Next()) {
+      auto key = it->key().ToStringView();
+      if (key.size() != 12 || get_u32_be(key) != p || get_u64_be(key.substr(4)) >= end_offsets[p])
+        break;
+      events::EventEnvelope event;
+      // An unreadable event leaves its stream's head behind: the digest then differs.
+      if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) continue;
+      // The chain recomputed from the events' content, not the hashes stored with them: a
+      // history rewritten with every later hash recomputed still changes the digest.
+      auto& head = heads[event.stream_id()];
+      event.set_previous_hash(head.second);
+      head = {event.stream_version(), hash_chain::compute(event)};
+    }
+    if (!it->status().ok()) return from_rocksdb(it->status());
+    parts.push_back(std::make_unique<Sha256>());
+    for (const auto& [stream_id, head] : heads)
+      parts.back()->update(head_record(stream_id, head.first, head.second));
+    out.streams += heads.size();
+  }
+  out.digest = combine(end_offsets, parts);
+  return out;
+}
+
 }  // namespace crm

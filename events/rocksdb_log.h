@@ -51,6 +51,8 @@ class RocksDbLog final : public EventLog {
   Result<api::VerifyReport> verify(size_t problems_max = 100) override;
   // The same checks for one stream only (its events through the stream index).
   Result<api::VerifyReport> verify_stream(const std::string& stream_id) override;
+  Result<LogDigest> digest_now() override;
+  Result<LogDigest> digest_at(const std::vector<uint64_t>& end_offsets) override;
 
  private:
   struct Partition {

@@ -84,7 +84,7 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   if (!log.is_ok()) return log.status();
   app->log_ = std::move(log.value());
   app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, config.processor);
-  app->engine_->start_timers(config.timer_interval);
+  app->engine_->start_timers(config.timer_interval, config.digest_interval);
   app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
   if (auto s = app->projector_->open(); !s.is_ok()) return s;
   app->projector_->start();

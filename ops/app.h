@@ -21,7 +21,8 @@ struct AppConfig {
   api::ServerOptions http;
   ProcessorOptions processor;
   bool sync_writes = true;
-  std::chrono::milliseconds timer_interval{1000};  // how often due timers are looked for
+  std::chrono::milliseconds timer_interval{1000};        // how often due timers are looked for
+  std::chrono::milliseconds digest_interval{3'600'000};  // the log's digest; 0: never
 };
 
 class App {

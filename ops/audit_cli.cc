@@ -103,8 +103,8 @@ std::string order_event_text(const events::EventEnvelope& envelope) {
            (d.comment().empty() ? "" : ": \"" + d.comment() + "\"");
   }
   if (const auto* e = std::get_if<order::ApprovalEscalated>(&*event))
-    return e->approval_id() + " passed its time limit: asked of " + e->to_role() +
-           " instead of " + e->from_role();
+    return e->approval_id() + " passed its time limit: asked of " + e->to_role() + " instead of " +
+           e->from_role();
   if (const auto* e = std::get_if<order::OrderSubmitted>(&*event)) {
     std::string out = "submitted by " + e->submitted_by() + ":";
     for (const auto& line : e->receipt().lines())
@@ -132,13 +132,19 @@ std::string order_event_text(const events::EventEnvelope& envelope) {
 int verify_command(int argc, char** argv) {
   Flags flags;
   OfflineLog offline;
-  if (int code =
-          open_tool("verify", argc, argv, 2, {"data-dir", "partitions", "stream"}, flags, offline))
+  if (int code = open_tool("verify", argc, argv, 2, {"data-dir", "partitions", "stream", "digest"},
+                           flags, offline))
     return code;
   const auto started = std::chrono::steady_clock::now();
   auto stream = flags.values.find("stream");
-  auto report = stream == flags.values.end() ? offline.log->verify()
-                                             : offline.log->verify_stream(stream->second);
+  auto digest = flags.values.find("digest");
+  if (stream != flags.values.end() && digest != flags.values.end()) {
+    std::fprintf(stderr, "crm verify: give --stream or --digest, not both\n%s", kUsage);
+    return 2;
+  }
+  auto report = digest != flags.values.end()   ? api::digest_report(*offline.log, digest->second)
+                : stream == flags.values.end() ? offline.log->verify()
+                                               : offline.log->verify_stream(stream->second);
   if (!report.is_ok()) {
     std::fprintf(stderr, "crm verify: %s\n", report.status().to_string().c_str());
     return 1;

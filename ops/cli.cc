@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "aggregates/approval/policies.h"
 #include "workflow/follow_up_rules.h"
 
 namespace crm {
@@ -19,10 +20,12 @@ const char kUsage[] =
     "           --body-limit BYTES (1048576)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
+    "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
     "  replay   rebuild every read model from the log and compare digests\n"
     "           --data-dir DIR  --partitions N\n"
     "  verify   recompute every stream's hash chain; print the report as JSON\n"
-    "           --data-dir DIR  --partitions N  [--stream ID]  (exit 4: the log was altered)\n"
+    "           --data-dir DIR  --partitions N  [--stream ID | --digest HEX (one kept from\n"
+    "           GET /v1/streams/audit:digests/events)]  (exit 4: the log was altered)\n"
     "  export   write events as JSON Lines, one event a line, for auditors\n"
     "           --data-dir DIR  --partitions N  and one of: --stream ID | --customer ID |\n"
     "           --from TIME --to TIME (RFC 3339)  [--out FILE (stdout)]\n"
@@ -30,13 +33,16 @@ const char kUsage[] =
     "           ORDER_ID  --data-dir DIR  --partitions N\n"
     "  version  print the engine version\n";
 
-
 Flags parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
   Flags flags;
   static const std::map<std::string, std::string> kEnvironment = {
-      {"data-dir", "CRM_DATA_DIR"},     {"listen", "CRM_LISTEN"},
-      {"partitions", "CRM_PARTITIONS"}, {"http-threads", "CRM_HTTP_THREADS"},
-      {"body-limit", "CRM_BODY_LIMIT"}, {"follow-up-rules", "CRM_FOLLOW_UP_RULES"}};
+      {"data-dir", "CRM_DATA_DIR"},
+      {"listen", "CRM_LISTEN"},
+      {"partitions", "CRM_PARTITIONS"},
+      {"http-threads", "CRM_HTTP_THREADS"},
+      {"body-limit", "CRM_BODY_LIMIT"},
+      {"follow-up-rules", "CRM_FOLLOW_UP_RULES"},
+      {"digest-interval", "CRM_DIGEST_INTERVAL"}};
   for (const auto& name : known) {
     auto env = kEnvironment.find(name);
     if (env == kEnvironment.end()) continue;
@@ -92,6 +98,16 @@ std::string read_config(const Flags& flags, AppConfig& config) {
       return "--body-limit must be 1024..1073741824";
     config.http.body_bytes_max = number;
   }
+  if (auto* v = get("digest-interval")) {
+    auto seconds = approval::parse_duration_s(*v);
+    if (*v == "none") {
+      config.digest_interval = std::chrono::milliseconds(0);
+    } else if (!seconds) {
+      return "--digest-interval must be an ISO 8601 duration such as PT1H, or none";
+    } else {
+      config.digest_interval = std::chrono::seconds(*seconds);
+    }
+  }
   if (auto* v = get("follow-up-rules")) {
     auto bad = parse_follow_up_rules(*v, config.processor.follow_ups);
     if (!bad.empty()) return "--follow-up-rules: " + bad;
@@ -109,8 +125,7 @@ std::string read_config(const Flags& flags, AppConfig& config) {
 }
 
 int open_tool(const std::string& name, int argc, char** argv, int first,
-              const std::vector<std::string>& known,
-              Flags& flags, OfflineLog& offline) {
+              const std::vector<std::string>& known, Flags& flags, OfflineLog& offline) {
   flags = parse_flags(argc, argv, first, known);
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;

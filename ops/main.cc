@@ -1,13 +1,14 @@
 // crm: the engine's one binary.
 //   crm serve  [--data-dir DIR] [--listen HOST:PORT] [--partitions N] [--http-threads N]
-//              [--body-limit BYTES] [--follow-up-rules NAME=VALUE,...]
+//              [--body-limit BYTES] [--follow-up-rules NAME=VALUE,...] [--digest-interval D]
 //   crm replay [--data-dir DIR] [--partitions N]   rebuild every read model from position 0
 //   crm verify [--data-dir DIR] [--partitions N] [--stream ID]   tamper evidence (I8)
 //   crm export (--stream ID | --customer ID | --from T --to T) [--out FILE]   JSON Lines
 //   crm history ORDER_ID [--data-dir DIR]   an order's timeline
 //   crm version
 // Flags may also come from the environment: CRM_DATA_DIR, CRM_LISTEN, CRM_PARTITIONS,
-// CRM_HTTP_THREADS, CRM_BODY_LIMIT, CRM_FOLLOW_UP_RULES (a flag wins over the environment).
+// CRM_HTTP_THREADS, CRM_BODY_LIMIT, CRM_FOLLOW_UP_RULES, CRM_DIGEST_INTERVAL (a flag wins over
+// the environment).
 #include <signal.h>
 
 #include <charconv>
@@ -30,9 +31,9 @@ namespace crm {
 namespace {
 
 int serve(int argc, char** argv) {
-  auto flags = parse_flags(
-      argc, argv, 2,
-      {"data-dir", "listen", "partitions", "http-threads", "body-limit", "follow-up-rules"});
+  auto flags = parse_flags(argc, argv, 2,
+                           {"data-dir", "listen", "partitions", "http-threads", "body-limit",
+                            "follow-up-rules", "digest-interval"});
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
   if (!error.empty()) {

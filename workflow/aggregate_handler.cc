@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "aggregates/approval/policies.h"
+#include "aggregates/audit/digests.h"
 #include "aggregates/catalog/catalog.h"
 #include "aggregates/customer/customer.h"
 #include "aggregates/event_variant.h"
@@ -411,6 +412,28 @@ class TaskHandler final : public AggregateHandler {
   FollowUpRules rules_;
 };
 
+class DigestHandler final : public AggregateHandler {
+ public:
+  std::string stream_type() const override { return kAuditStream; }
+  std::unique_ptr<google::protobuf::Message> new_state() const override {
+    return std::make_unique<audit::Digests>();
+  }
+  bool owns(const std::string& stream_id) const override { return stream_id == audit::kStreamId; }
+  HandlerDecision decide(const google::protobuf::Message& state,
+                         const events::CommandEnvelope& command, DecideContext&) const override {
+    if (command.body_case() != events::CommandEnvelope::kRecordDigest)
+      return {{}, wrong_command(kAuditStream), {}, {}};
+    return to_handler_decision(
+        audit::decide(static_cast<const audit::Digests&>(state), command.record_digest()));
+  }
+  void evolve(google::protobuf::Message& state, const google::protobuf::Message& event,
+              uint64_t version, int64_t) const override {
+    auto e = to_variant<audit::Event>(event);
+    if (!e) std::abort();
+    audit::evolve(static_cast<audit::Digests&>(state), *e, version);
+  }
+};
+
 }  // namespace
 
 HandlerRegistry::HandlerRegistry(const FollowUpRules& rules) {
@@ -420,6 +443,7 @@ HandlerRegistry::HandlerRegistry(const FollowUpRules& rules) {
   handlers_.emplace(kOrderStream, std::make_unique<OrderHandler>(rules));
   handlers_.emplace(kTaskStream, std::make_unique<TaskHandler>(rules));
   handlers_.emplace(kPolicyStream, std::make_unique<PolicyHandler>());
+  handlers_.emplace(kAuditStream, std::make_unique<DigestHandler>());
 }
 
 const AggregateHandler* HandlerRegistry::find(const std::string& stream_type) const {

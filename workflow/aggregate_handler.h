@@ -87,6 +87,8 @@ inline constexpr char kOrderStream[] = "order";
 inline constexpr char kPolicyStream[] = "approval";
 // A task's stream is "task:<id>", in the partition of its customer.
 inline constexpr char kTaskStream[] = "task";
+// The log's digests are one stream, "audit:digests".
+inline constexpr char kAuditStream[] = "audit";
 
 // Stream ids: a customer's stream is its id; a principal's is "principal:<id>".
 std::string principal_stream_id(const std::string& principal_id);

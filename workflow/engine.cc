@@ -1,5 +1,8 @@
 #include "workflow/engine.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include "aggregates/audit/digests.h"
 #include "events/codec.h"
 #include "workflow/router.h"
 
@@ -131,15 +134,83 @@ Result<size_t> Engine::fire_due_timers() {
   return fired;
 }
 
-void Engine::start_timers(std::chrono::milliseconds interval) {
-  timers_ = std::thread([this, interval] {
+void Engine::start_timers(std::chrono::milliseconds interval,
+                          std::chrono::milliseconds digest_interval) {
+  timers_ = std::thread([this, interval, digest_interval] {
+    auto next_digest = std::chrono::steady_clock::now() + digest_interval;
     std::unique_lock lock(timers_mu_);
     while (!timers_cv_.wait_for(lock, interval, [&] { return timers_stopping_; })) {
       lock.unlock();
       (void)fire_due_timers();  // a failure is retried on the next tick
+      if (digest_interval.count() > 0 && std::chrono::steady_clock::now() >= next_digest) {
+        (void)record_digest();  // likewise
+        next_digest = std::chrono::steady_clock::now() + digest_interval;
+      }
       lock.lock();
     }
   });
+}
+
+Result<bool> Engine::record_digest() {
+  auto digest = log_.digest_now();
+  if (!digest.is_ok()) return digest.status();
+  auto last = read(kAuditStream, audit::kStreamId);
+  if (!last.is_ok()) return last.status();
+  const auto& digests = static_cast<const audit::Digests&>(*last->state);
+  if (digests.last_end_offsets_size() == static_cast<int>(digest->end_offsets.size())) {
+    uint64_t written = 0;  // since the last digest
+    for (size_t p = 0; p < digest->end_offsets.size(); ++p)
+      written += digest->end_offsets[p] - digests.last_end_offsets(static_cast<int>(p));
+    if (written <= 1) return false;  // at most the last digest's own event
+  }
+  events::CommandEnvelope command;
+  command.set_command_id(ids_.next("cmd_"));
+  command.set_stream_id(audit::kStreamId);
+  command.set_stream_type(kAuditStream);
+  command.set_partition_key(audit::kStreamId);
+  command.mutable_actor()->set_principal_id("engine");
+  command.mutable_actor()->set_role("digest");
+  command.set_correlation_id(command.command_id());
+  *command.mutable_issued_at() = timestamp_from_us(clock_.now_us());
+  command.set_idempotency_key("digest/" + digest->digest);
+  command.set_request_hash(sha256(digest->digest));
+  auto* body = command.mutable_record_digest();
+  for (uint64_t end : digest->end_offsets) body->add_end_offsets(end);
+  body->set_digest(digest->digest);
+  body->set_streams(digest->streams);
+  auto outcome = submit(std::move(command)).get();
+  if (!outcome.status.is_ok()) return outcome.status;
+  if (outcome.rejection) return Status::invalid_argument(outcome.rejection->message);
+  return !outcome.events.empty();
+}
+
+Result<api::DigestCheck> check_digest(EventLog& log, const std::string& digest_hex) {
+  api::DigestCheck check;
+  check.set_digest(digest_hex);
+  std::vector<events::EventEnvelope> recorded;
+  for (uint64_t next = 1;;) {
+    auto page = log.read_stream(audit::kStreamId, next, 512);
+    if (!page.is_ok()) return page.status();
+    for (auto& e : page.value()) recorded.push_back(std::move(e));
+    if (page->size() < 512) break;
+    next += page->size();
+  }
+  for (const auto& e : recorded) {
+    audit::LogDigestRecorded digest;
+    if (!e.data().UnpackTo(&digest) || digest.digest() != digest_hex) continue;
+    std::vector<uint64_t> cut(digest.end_offsets().begin(), digest.end_offsets().end());
+    auto recomputed = log.digest_at(cut);
+    if (!recomputed.is_ok()) return recomputed.status();
+    check.set_recorded_at(google::protobuf::util::TimeUtil::ToString(e.occurred_at()));
+    std::string text;
+    for (size_t p = 0; p < cut.size(); ++p)
+      text += (p ? "," : "") + std::to_string(p) + ":" + std::to_string(cut[p]);
+    check.set_cut(text);
+    check.set_recomputed(recomputed->digest);
+    check.set_ok(recomputed->digest == digest_hex);
+    return check;
+  }
+  return Status::not_found("No digest " + digest_hex + " was recorded");
 }
 
 void Engine::shutdown() {

@@ -36,7 +36,12 @@ class Engine {
   // crash comes between firing and forgetting it. Returns how many fired.
   Result<size_t> fire_due_timers();
   // Fires due timers every `interval` on a thread of its own, until shutdown().
-  void start_timers(std::chrono::milliseconds interval);
+  // (`digest_interval` > 0: also records the log's digest that often.)
+  void start_timers(std::chrono::milliseconds interval,
+                    std::chrono::milliseconds digest_interval = std::chrono::milliseconds(0));
+  // Records the log's digest now (tamper evidence over time), unless nothing but the last
+  // digest was written since it. True when one was recorded.
+  Result<bool> record_digest();
 
   // Stops taking commands, finishes the queued ones.
   void shutdown();
@@ -62,5 +67,9 @@ class Engine {
   bool timers_stopping_ = false;
   std::thread timers_;
 };
+
+// The digest an auditor kept, recomputed from `log`'s events at the cut it was recorded with
+// (kNotFound: no such digest was recorded).
+Result<api::DigestCheck> check_digest(EventLog& log, const std::string& digest_hex);
 
 }  // namespace crm

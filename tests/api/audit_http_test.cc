@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <google/protobuf/util/time_util.h>
 
+#include "audit.pb.h"
 #include "customer.pb.h"
 #include "events/codec.h"
 #include "order.pb.h"
@@ -126,6 +127,38 @@ TEST_F(AuditHttp, ATasksHistoryIsReadable) {
   EXPECT_EQ(history.items(1).type(), "TaskCompleted");
   EXPECT_EQ(history.items(1).previous_hash(), history.items(0).hash()) << "chained";
   expect_problem(get("/v1/tasks/task_none/history"), 404);
+}
+
+TEST_F(AuditHttp, ADigestKeptByAnAuditorIsCheckedAgainstTheEventsBeforeItsCut) {
+  register_customer(R"({"name": "Acme", "kind": "ENTERPRISE"})");
+  auto recorded = served().app().engine().record_digest();
+  ASSERT_TRUE(recorded.is_ok()) << recorded.status().to_string();
+  EXPECT_TRUE(*recorded);
+  EXPECT_FALSE(*served().app().engine().record_digest()) << "nothing new since: none recorded";
+
+  auto digests = get("/v1/streams/audit:digests/events");
+  ASSERT_EQ(digests.status, 200) << digests.body;
+  auto page = parse_json<api::HistoryPage>(digests.body);
+  ASSERT_EQ(page.items_size(), 1);
+  EXPECT_EQ(page.items(0).type(), "LogDigestRecorded");
+  audit::LogDigestRecorded digest;
+  ASSERT_TRUE(page.items(0).data().UnpackTo(&digest));
+  ASSERT_EQ(digest.digest().size(), 64u);
+
+  register_customer(R"({"name": "Later", "kind": "INDIVIDUAL"})");  // the log goes on
+  auto checked = get("/v1/audit/verify?digest=" + digest.digest());
+  ASSERT_EQ(checked.status, 200) << checked.body;
+  auto report = parse_json<api::VerifyReport>(checked.body);
+  EXPECT_TRUE(report.ok()) << report.first_mismatch().reason();
+  EXPECT_TRUE(report.digest().ok());
+  EXPECT_EQ(report.digest().recomputed(), digest.digest());
+  EXPECT_FALSE(report.digest().cut().empty());
+
+  auto unknown =
+      parse_json<api::VerifyReport>(get("/v1/audit/verify?digest=" + std::string(64, '0')).body);
+  EXPECT_FALSE(unknown.ok());
+  EXPECT_THAT(unknown.first_mismatch().reason(), ::testing::HasSubstr("not one of this log's"));
+  expect_problem(get("/v1/audit/verify?digest=x&streamId=y"), 400);
 }
 
 }  // namespace

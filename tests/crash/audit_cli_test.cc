@@ -128,12 +128,12 @@ TEST_F(AuditCli, ExportsACustomersStreamsInLogOrder) {
 
 TEST_F(AuditCli, ExportsAPeriodAndRefusesAmbiguousSelections) {
   const std::string out = dir_->path() + "/period.jsonl";
-  auto all = run_command(
-      crm("export --from 2000-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --out " + out));
+  auto all =
+      run_command(crm("export --from 2000-01-01T00:00:00Z --to 2100-01-01T00:00:00Z --out " + out));
   ASSERT_EQ(all.exit_code, 0) << all.output;
   EXPECT_GE(lines_of(testing::read_file(out)).size(), 8u);
-  auto none = run_command(
-      crm("export --from 2000-01-01T00:00:00Z --to 2000-01-02T00:00:00Z --out " + out));
+  auto none =
+      run_command(crm("export --from 2000-01-01T00:00:00Z --to 2000-01-02T00:00:00Z --out " + out));
   EXPECT_EQ(none.exit_code, 0);
   EXPECT_TRUE(testing::read_file(out).empty());
   EXPECT_EQ(run_command(crm("export --stream a --customer b")).exit_code, 2);
@@ -148,8 +148,8 @@ TEST_F(AuditCli, HistoryPrintsAnOrdersTimelineWithTheRuleAndTheDecision) {
   EXPECT_THAT(result.output, HasSubstr("OrderSubmitted"));
   EXPECT_THAT(result.output, HasSubstr("LINE@1"));
   EXPECT_THAT(result.output, HasSubstr("by rule 'all@1/every order'"));
-  EXPECT_THAT(result.output, HasSubstr("mia (manager) decided APPROVE on " + order_id_ +
-                                       ".1.1: \"ok by me\""));
+  EXPECT_THAT(result.output,
+              HasSubstr("mia (manager) decided APPROVE on " + order_id_ + ".1.1: \"ok by me\""));
   EXPECT_EQ(run_command(crm("history ord_none")).exit_code, 1);
   EXPECT_EQ(run_command(std::string(CRM_BINARY) + " history").exit_code, 2);
 }

@@ -126,7 +126,7 @@ TEST(ReplayCli, RebuildsTheOrdersReadModelIdentically) {
 
 TEST(VerifyCli, SaysTheLogIsAsWrittenAndNamesTheFirstAlteredEvent) {
   testing::TempDir dir;
-  std::string customer_id;
+  std::string customer_id, kept_digest;
   {
     testing::ServedApp served(dir.path());
     auto client = served.client();
@@ -140,6 +140,12 @@ TEST(VerifyCli, SaysTheLogIsAsWrittenAndNamesTheFirstAlteredEvent) {
       ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created->body, &c).ok());
       customer_id = c.id();
     }
+    auto recorded = served.app().engine().record_digest();  // the auditor keeps its digest
+    ASSERT_TRUE(recorded.is_ok() && *recorded);
+    auto digests = client->Get("/v1/streams/audit:digests/events");
+    ASSERT_TRUE(digests);
+    const size_t at = digests->body.find("\"digest\":\"") + 10;
+    kept_digest = digests->body.substr(at, 64);
     auto verified = client->Get("/v1/audit/verify");
     ASSERT_TRUE(verified);
     EXPECT_EQ(verified->status, 200) << verified->body;
@@ -184,6 +190,12 @@ TEST(VerifyCli, SaysTheLogIsAsWrittenAndNamesTheFirstAlteredEvent) {
   auto one = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path() +
                          " --stream " + customer_id);
   EXPECT_EQ(one.exit_code, 4) << one.output;
+  // The digest the auditor kept no longer matches the events before its cut.
+  auto digest = run_command(std::string(CRM_BINARY) + " verify --data-dir " + dir.path() +
+                            " --digest " + kept_digest);
+  EXPECT_EQ(digest.exit_code, 4) << digest.output;
+  EXPECT_NE(digest.output.find("the history before it was altered"), std::string::npos)
+      << digest.output;
 }
 
 TEST(VerifyCli, RefusesADirectoryWithoutEngineDataRatherThanCallingItIntact) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "events/codec.h"
+#include "events/hash_chain.h"
 #include "events/rocksdb_log.h"
 #include "tests/support/test_support.h"
 
@@ -134,6 +135,42 @@ TEST_F(Verify, ATruncatedLogIsFoundWithTheFirstStreamAndVersionLost) {
   ASSERT_GE(report.problems_size(), 2);
   EXPECT_EQ(report.problems(1).stream_id(), "b");
   EXPECT_EQ(report.problems(1).version(), 3u);
+}
+
+TEST_F(Verify, ADigestIsRecomputedFromTheEventsBeforeItsCutAndChangesWhenOneWasAltered) {
+  auto now = log_->digest_now();
+  ASSERT_TRUE(now.is_ok()) << now.status().to_string();
+  EXPECT_EQ(now->end_offsets, (std::vector<uint64_t>{8, 4}));
+  EXPECT_EQ(now->streams, 3u);
+  EXPECT_EQ(now->digest.size(), 64u);
+  auto again = log_->digest_at(now->end_offsets);
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->digest, now->digest) << "the live heads and the events agree";
+
+  append(0, "a");  // the log goes on: the old cut's digest stands
+  append(1, "d");
+  EXPECT_EQ(log_->digest_at(now->end_offsets)->digest, now->digest);
+  EXPECT_NE(log_->digest_now()->digest, now->digest);
+
+  const std::string a6 = raw(0, 8);  // altering an event after the cut leaves it standing …
+  events::EventEnvelope changed;
+  ASSERT_TRUE(changed.ParseFromString(a6));
+  changed.set_event_type("crm.test.Forged");
+  changed.set_hash(std::string(32, 'x'));
+  put_raw(0, 8, changed.SerializeAsString());
+  EXPECT_EQ(log_->digest_at(now->end_offsets)->digest, now->digest);
+  // … one before it does not, even with its hash and every later one recomputed to hide it
+  // from verify: the digest recomputes the chain from the events' content.
+  events::EventEnvelope b2, b3;
+  ASSERT_TRUE(b2.ParseFromString(raw(0, 3)));
+  ASSERT_TRUE(b3.ParseFromString(raw(0, 5)));
+  b2.set_event_type("crm.test.Forged");
+  b2.set_hash(hash_chain::compute(b2));
+  hash_chain::seal(b3, b2.hash());
+  put_raw(0, 3, b2.SerializeAsString());
+  put_raw(0, 5, b3.SerializeAsString());
+  EXPECT_NE(log_->digest_at(now->end_offsets)->digest, now->digest);
+  EXPECT_EQ(log_->digest_at({8}).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
