@@ -2,6 +2,8 @@
 // the audit read models (decisions by principal, overrides by period).
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -215,7 +217,13 @@ void Server::add_stream_routes() {
       if (call.request.has_param("streamId"))
         return reply_problem(
             call, bad_request("Give streamId or digest, not both", "digest", "request.digest"));
-      auto report = digest_report(engine_.log(), call.request.get_param_value("digest"));
+      std::string digest = call.request.get_param_value("digest");
+      std::transform(digest.begin(), digest.end(), digest.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      if (digest.size() != 64 || digest.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return reply_problem(
+            call, bad_request("Expected digest as 64 hex digits", "digest", "request.digest"));
+      auto report = digest_report(engine_.log(), digest);
       if (!report.is_ok()) return reply_problem(call, problem_from(report.status()));
       return reply(call, 200, report.value());
     }

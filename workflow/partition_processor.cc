@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -53,6 +54,13 @@ std::string timer_key(int64_t due_us, const std::string& stream_id, const std::s
   return key;
 }
 
+std::string snapshot_key(const std::string& stream_id, uint64_t version) {
+  std::string key = kSnapshotPrefix + stream_id;
+  key.push_back('\0');
+  put_u64_be(key, version);
+  return key;
+}
+
 Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,
                                        const std::string& stream_id) {
   LoadedAggregate aggregate;
@@ -67,6 +75,7 @@ Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& han
   aggregate.version = record.version();
   aggregate.last_hash = record.last_hash();
   aggregate.position = record.position();
+  aggregate.max_occurred_us = record.max_occurred_us();
   return aggregate;
 }
 
@@ -251,6 +260,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       envelope.set_causation_id(command.command_id());
       envelope.mutable_data()->PackFrom(*event);
       handler.evolve(*next, *event, ++aggregate.version, occurred_at_us);
+      aggregate.max_occurred_us = std::max(aggregate.max_occurred_us, occurred_at_us);
       append.events.push_back(std::move(envelope));
     }
     aggregate.state = std::move(next);
@@ -388,6 +398,8 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         aggregate.position = stream.events.back().position();
       }
       std::vector<SideWrite> writes;
+      std::map<std::string, uint64_t> appended;  // events of each stream in this step
+      for (const auto& stream : sealed) appended[stream.stream_id] += stream.events.size();
       for (const auto& [stream_id, owner] : touched) {
         const auto& aggregate = working.at(stream_id);
         events::AggregateRecord record;
@@ -396,7 +408,13 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         record.set_last_hash(aggregate.last_hash);
         *record.mutable_position() = aggregate.position;
         record.mutable_state()->PackFrom(*aggregate.state);
+        record.set_max_occurred_us(aggregate.max_occurred_us);
         writes.push_back({SideWrite::Table::kState, stream_id, record.SerializeAsString()});
+        const uint64_t every = options_.snapshot_every;
+        if (every > 0 &&
+            aggregate.version / every != (aggregate.version - appended[stream_id]) / every)
+          writes.push_back({SideWrite::Table::kState, snapshot_key(stream_id, aggregate.version),
+                            record.SerializeAsString()});
         // Timers the state waits on, kept with it; one that is already written stays as it is.
         for (const auto& [due_us, name] : owner.handler->timers(*aggregate.state)) {
           events::Timer timer;

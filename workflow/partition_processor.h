@@ -47,7 +47,8 @@ struct ProcessorOptions {
   size_t batch_max = 512;   // commands per atomic step
   size_t cache_entries_max = 100000;
   int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
-  FollowUpRules follow_ups;  // the parameters of the rules that open follow-up tasks
+  FollowUpRules follow_ups;        // the parameters of the rules that open follow-up tasks
+  uint64_t snapshot_every = 1000;  // events between snapshots of a stream; 0: none
 };
 
 // A loaded aggregate: its state and where its stream stands.
@@ -56,12 +57,19 @@ struct LoadedAggregate {
   uint64_t version = 0;
   std::string last_hash;
   events::Position position;
+  int64_t max_occurred_us = 0;  // the latest occurred time of the events folded in
 };
 
 // Timers live in the state column family beside the aggregates, ordered by due time:
 // "timer/" u64be(due µs) stream_id "\0" name -> events::Timer. No stream id starts with it.
 inline constexpr char kTimerPrefix[] = "timer/";
 std::string timer_key(int64_t due_us, const std::string& stream_id, const std::string& name);
+
+// Snapshots of long streams, for as-of reads: the aggregate each time its stream passes a
+// multiple of ProcessorOptions::snapshot_every events, kept beside the state:
+// "snapshot/" stream_id "\0" u64be(version) -> events::AggregateRecord.
+inline constexpr char kSnapshotPrefix[] = "snapshot/";
+std::string snapshot_key(const std::string& stream_id, uint64_t version);
 
 // Reads an aggregate's stored state (the state column family), or a new empty one.
 Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,

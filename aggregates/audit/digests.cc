@@ -12,8 +12,8 @@ Decision<Event> decide(const Digests& state, const Command& command) {
                                     "Expected a digest (64 hex digits) and its cut",
                                     {}});
   }
-  if (std::equal(c.end_offsets().begin(), c.end_offsets().end(),
-                 state.last_end_offsets().begin(), state.last_end_offsets().end()))
+  if (std::equal(c.end_offsets().begin(), c.end_offsets().end(), state.last_end_offsets().begin(),
+                 state.last_end_offsets().end()))
     return {};  // nothing new since the last digest
   LogDigestRecorded e;
   *e.mutable_end_offsets() = c.end_offsets();

@@ -91,11 +91,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     bool ok = true;
-    if (flag == "--data-dir") data_dir = argv[i + 1];
-    else if (flag == "--baseline-dir") baseline_dir = argv[i + 1];
-    else if (flag == "--events") ok = parse(argv[i + 1], &events) && events > 0;
-    else if (flag == "--partitions") ok = parse(argv[i + 1], &partitions) && partitions > 0;
-    else ok = false;
+    if (flag == "--data-dir")
+      data_dir = argv[i + 1];
+    else if (flag == "--baseline-dir")
+      baseline_dir = argv[i + 1];
+    else if (flag == "--events")
+      ok = parse(argv[i + 1], &events) && events > 0;
+    else if (flag == "--partitions")
+      ok = parse(argv[i + 1], &partitions) && partitions > 0;
+    else
+      ok = false;
     if (!ok) return std::fprintf(stderr, "crm_log_seed: bad flag %s\n%s", flag.c_str(), kUsage), 2;
   }
   if (data_dir.empty() || baseline_dir.empty() || argc % 2 == 0)
@@ -129,10 +134,10 @@ int main(int argc, char** argv) {
     db->Write(rocksdb::WriteOptions(), &batch);
     db->Flush(rocksdb::FlushOptions());
     const double took = seconds_since(started);
-    std::printf("baseline: plain RocksDB write of %llu records (%zu bytes each on average) in "
-                "%.3f s: %.0f records/s\n",
-                static_cast<unsigned long long>(written), value_bytes / written, took,
-                written / took);
+    std::printf(
+        "baseline: plain RocksDB write of %llu records (%zu bytes each on average) in "
+        "%.3f s: %.0f records/s\n",
+        static_cast<unsigned long long>(written), value_bytes / written, took, written / took);
   }
 
   // The engine's log: each customer's events appended to its partition, as the engine would.

@@ -3,6 +3,10 @@
 // order then; and the hash-chain check of a live engine.
 #include <gmock/gmock.h>
 #include <google/protobuf/util/time_util.h>
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <cctype>
 
 #include "audit.pb.h"
 #include "customer.pb.h"
@@ -51,6 +55,44 @@ TEST_F(AuditHttp, ACustomerReadsAsItStoodAtAnyMoment) {
   expect_problem(get("/v1/customers/" + registered.id() + "?asOf=" + at(kStartUs - 1)), 404);
   expect_problem(get("/v1/customers/" + registered.id() + "?asOf=yesterday"), 400);
   expect_problem(get("/v1/customers/nobody?asOf=" + at(kStartUs)), 404);
+}
+
+// Snapshots every 4 events, so a short stream has several.
+class AuditSnapshots : public ClockedApiTest {
+ protected:
+  AppConfig app_config() override {
+    AppConfig config = ClockedApiTest::app_config();
+    config.processor.snapshot_every = 4;
+    return config;
+  }
+};
+
+TEST_F(AuditSnapshots, ALongStreamReadsAsOfAnyMomentFromItsSnapshots) {
+  const auto c = register_customer(R"({"name": "Acme 0", "kind": "ENTERPRISE"})");
+  for (int i = 1; i <= 10; ++i) {
+    clock_.advance_us(kHourUs);
+    ASSERT_EQ(
+        patch("/v1/customers/" + c.id(), R"({"name": "Acme )" + std::to_string(i) + "\"}").status,
+        200);
+  }
+  {
+    auto& store = served().app().store();
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kState)));
+    const std::string prefix = "snapshot/" + c.id() + std::string(1, '\0');
+    int snapshots = 0;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++snapshots;
+    EXPECT_EQ(snapshots, 2) << "at versions 4 and 8";
+  }
+
+  restart();  // snapshots are read from the store, not a cache
+  for (int hour = 0; hour <= 10; ++hour) {
+    auto then = parse_json<customer::Customer>(
+        get("/v1/customers/" + c.id() + "?asOf=" + at(kStartUs + hour * kHourUs + kHourUs / 2))
+            .body);
+    EXPECT_EQ(then.name(), "Acme " + std::to_string(hour)) << "half past hour " << hour;
+    EXPECT_EQ(then.version(), static_cast<uint32_t>(hour + 1));
+  }
 }
 
 TEST_F(AuditHttp, AnOrderReadsAsItStoodWithTheOfferVersionsOfThen) {
@@ -159,6 +201,11 @@ TEST_F(AuditHttp, ADigestKeptByAnAuditorIsCheckedAgainstTheEventsBeforeItsCut) {
   EXPECT_FALSE(unknown.ok());
   EXPECT_THAT(unknown.first_mismatch().reason(), ::testing::HasSubstr("not one of this log's"));
   expect_problem(get("/v1/audit/verify?digest=x&streamId=y"), 400);
+  expect_problem(get("/v1/audit/verify?digest=abc"), 400);
+  std::string upper = digest.digest();
+  std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+  EXPECT_TRUE(parse_json<api::VerifyReport>(get("/v1/audit/verify?digest=" + upper).body).ok())
+      << "hex in either case";
 }
 
 }  // namespace
