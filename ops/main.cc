@@ -2,7 +2,7 @@
 //   crm serve  [--data-dir DIR] [--listen HOST:PORT] [--partitions N] [--http-threads N]
 //              [--body-limit BYTES] [--follow-up-rules NAME=VALUE,...] [--digest-interval D]
 //   crm replay [--data-dir DIR] [--partitions N]   rebuild every read model from position 0
-//   crm verify [--data-dir DIR] [--partitions N] [--stream ID]   tamper evidence (I8)
+//   crm verify [--data-dir DIR] [--partitions N] [--stream ID | --digest HEX]   tamper evidence
 //   crm export (--stream ID | --customer ID | --from T --to T) [--out FILE]   JSON Lines
 //   crm history ORDER_ID [--data-dir DIR]   an order's timeline
 //   crm version
