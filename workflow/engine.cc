@@ -162,8 +162,8 @@ Result<size_t> Engine::fire_due_timers() {
 void Engine::start_timers(std::chrono::milliseconds interval,
                           std::chrono::milliseconds digest_interval) {
   timers_ = std::thread([this, interval, digest_interval] {
-    // The first tick records one when anything was written since the last (a restart too).
-    auto next_digest = std::chrono::steady_clock::now();
+    // One interval after start, then every interval (each skipped when nothing is new).
+    auto next_digest = std::chrono::steady_clock::now() + digest_interval;
     std::unique_lock lock(timers_mu_);
     while (!timers_cv_.wait_for(lock, interval, [&] { return timers_stopping_; })) {
       lock.unlock();
