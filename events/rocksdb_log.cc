@@ -269,28 +269,49 @@ struct SeenStream {
   uint32_t partition = 0;
   std::vector<uint64_t> offsets;  // offsets[v - 1]: where version v is
   std::string hash;               // of the last good event
-  bool failed = false;            // a problem was reported: later ones are not
+  int problem = -1;               // its reported problem; later ones are not reported
+  bool has_head = false;
+  uint64_t next_indexed = 1;  // the version the stream index should name next
 };
 
+// Problems as found, at most one per stream, written into the report by finish().
 class Problems {
  public:
   Problems(api::VerifyReport& report, size_t max) : report_(report), max_(max) {}
-  void add(const std::string& stream_id, uint64_t version, uint32_t partition, uint64_t offset,
-           std::string reason) {
-    report_.set_ok(false);
-    api::VerifyProblem problem;
+  int add(const std::string& stream_id, uint64_t version, uint32_t partition, uint64_t offset,
+          std::string reason) {
+    found_.emplace_back();
+    set(found_.back(), stream_id, version, partition, offset, std::move(reason));
+    return static_cast<int>(found_.size()) - 1;
+  }
+  // A better attribution of problem `index` (an unreadable event the index names).
+  void replace(int index, const std::string& stream_id, uint64_t version, uint32_t partition,
+               uint64_t offset, std::string reason) {
+    set(found_[index], stream_id, version, partition, offset, std::move(reason));
+  }
+  uint64_t version(int index) const { return found_[index].version(); }
+  void finish() {
+    for (auto& problem : found_) {
+      report_.set_ok(false);
+      if (!report_.has_first_mismatch()) *report_.mutable_first_mismatch() = problem;
+      if (static_cast<size_t>(report_.problems_size()) < max_)
+        *report_.add_problems() = std::move(problem);
+    }
+    found_.clear();
+  }
+
+ private:
+  static void set(api::VerifyProblem& problem, const std::string& stream_id, uint64_t version,
+                  uint32_t partition, uint64_t offset, std::string reason) {
     problem.set_stream_id(stream_id);
     problem.set_version(static_cast<uint32_t>(version));
     problem.set_position(std::to_string(partition) + ":" + std::to_string(offset));
     problem.set_reason(std::move(reason));
-    if (!report_.has_first_mismatch()) *report_.mutable_first_mismatch() = problem;
-    if (static_cast<size_t>(report_.problems_size()) < max_)
-      *report_.add_problems() = std::move(problem);
   }
 
- private:
   api::VerifyReport& report_;
   size_t max_;
+  std::vector<api::VerifyProblem> found_;
 };
 
 std::string where(const std::string& stream_id, uint64_t version) {
@@ -338,7 +359,7 @@ Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
       SeenStream& seen = streams[event.stream_id()];
       seen.partition = p;
       const uint64_t version = seen.offsets.size() + 1;
-      if (seen.failed) continue;
+      if (seen.problem >= 0) continue;
       std::string reason;
       if (event.position().partition() != p || event.position().offset() != offset) {
         reason = "Expected " + where(event.stream_id(), event.stream_version()) + " at " +
@@ -356,8 +377,7 @@ Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
                  " to match its hash, but its content was changed";
       }
       if (!reason.empty()) {
-        seen.failed = true;
-        problems.add(event.stream_id(), version, p, offset, std::move(reason));
+        seen.problem = problems.add(event.stream_id(), version, p, offset, std::move(reason));
         continue;
       }
       seen.offsets.push_back(offset);
@@ -378,19 +398,19 @@ Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
       auto head = decode_head(std::string(value));
       if (!head.is_ok()) return head.status();
       SeenStream& seen = streams[stream_id];
-      if (seen.failed) continue;
+      seen.has_head = true;
+      if (seen.problem >= 0) continue;
       if (head->version > seen.offsets.size()) {
-        seen.failed = true;
-        problems.add(stream_id, seen.offsets.size() + 1, head->position.partition(),
-                     head->position.offset(),
-                     "Expected " + where(stream_id, seen.offsets.size() + 1) +
-                         " in the log (the stream is at version " + std::to_string(head->version) +
-                         "), but the log ends before it: the log was truncated");
+        seen.problem = problems.add(
+            stream_id, seen.offsets.size() + 1, head->position.partition(), head->position.offset(),
+            "Expected " + where(stream_id, seen.offsets.size() + 1) +
+                " in the log (the stream is at version " + std::to_string(head->version) +
+                "), but the log ends before it: the log was truncated");
       } else if (head->version < seen.offsets.size() || head->hash != seen.hash) {
-        seen.failed = true;
-        problems.add(stream_id, head->version, head->position.partition(), head->position.offset(),
-                     "Expected the head of stream '" + stream_id +
-                         "' to name its last event, but it does not");
+        seen.problem = problems.add(stream_id, head->version, head->position.partition(),
+                                    head->position.offset(),
+                                    "Expected the head of stream '" + stream_id +
+                                        "' to name its last event, but it does not");
       }
     } else if (key.starts_with('i')) {
       const size_t nul = key.find('\0');
@@ -401,11 +421,28 @@ Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
       const uint32_t partition = get_u32_be(value);
       const uint64_t offset = get_u64_be(value.substr(4));
       SeenStream& seen = streams[stream_id];
-      if (seen.failed) continue;
+      if (unreadable.count({partition, offset}) && version > 0) {
+        // The partition walk could not read it, so it blamed the stream's next event (or its
+        // head): this names the event itself.
+        std::string reason =
+            "Expected " + where(stream_id, version) + " to be readable, but its bytes were changed";
+        if (seen.problem < 0)
+          seen.problem = problems.add(stream_id, version, partition, offset, std::move(reason));
+        else if (problems.version(seen.problem) >= version)
+          problems.replace(seen.problem, stream_id, version, partition, offset, std::move(reason));
+        continue;
+      }
+      if (seen.problem >= 0) continue;
       std::string reason;
-      if (unreadable.count({partition, offset})) {
-        reason = "Expected " + where(stream_id, version) + " to be readable, but its bytes " +
-                 "were changed";
+      uint64_t reported = version;  // the version the problem names
+      if (version == 0) {
+        reason = "Expected the index of stream '" + stream_id +
+                 "' to start at version 1, but an entry names version 0";
+      } else if (version != seen.next_indexed) {
+        reason = "Expected the index to name " + where(stream_id, seen.next_indexed) +
+                 ", but it skips to version " + std::to_string(version) +
+                 ": an index entry was deleted";
+        reported = seen.next_indexed;
       } else if (version > seen.offsets.size()) {
         reason = "Expected " + where(stream_id, version) + " at " + std::to_string(partition) +
                  ":" + std::to_string(offset) + ", but the log does not hold it: it was deleted";
@@ -413,19 +450,36 @@ Result<api::VerifyReport> RocksDbLog::verify(size_t problems_max) {
         reason = "Expected " + where(stream_id, version) + " at " + std::to_string(partition) +
                  ":" + std::to_string(offset) + ", but the log holds it elsewhere";
       }
-      if (!reason.empty()) {
-        seen.failed = true;
-        problems.add(stream_id, version, partition, offset, std::move(reason));
-      }
+      seen.next_indexed = version + 1;
+      if (!reason.empty())
+        seen.problem = problems.add(stream_id, reported, partition, offset, std::move(reason));
     }
   }
   if (!index->status().ok()) return from_rocksdb(index->status());
+  // Streams the log holds whose head or last index entries are gone.
+  std::vector<std::string> unchecked;
+  for (const auto& [stream_id, seen] : streams)
+    if (seen.problem < 0 && (!seen.has_head || seen.next_indexed <= seen.offsets.size()))
+      unchecked.push_back(stream_id);
+  std::sort(unchecked.begin(), unchecked.end());
+  for (const auto& stream_id : unchecked) {
+    const SeenStream& seen = streams[stream_id];
+    if (seen.offsets.empty()) continue;
+    const uint64_t version = seen.has_head ? seen.next_indexed : seen.offsets.size();
+    problems.add(stream_id, version, seen.partition, seen.offsets[version - 1],
+                 seen.has_head ? "Expected the index to name " + where(stream_id, version) +
+                                     ", but it ends before it: an index entry was deleted"
+                               : "Expected a head for stream '" + stream_id + "' (" +
+                                     std::to_string(seen.offsets.size()) +
+                                     " events in the log), but there is none: it was deleted");
+  }
   for (const auto& gap : gaps) {
     problems.add("", 0, gap.partition, gap.from,
                  "Expected partition " + std::to_string(gap.partition) + " to hold offsets " +
                      std::to_string(gap.from) + " to " + std::to_string(gap.to - 1) +
                      ", but they are missing: events were deleted");
   }
+  problems.finish();
   return report;
 }
 
@@ -467,15 +521,22 @@ Result<api::VerifyReport> RocksDbLog::verify_stream(const std::string& stream_id
     }
     if (!reason.empty()) {
       problems.add(stream_id, version, at.partition(), at.offset(), std::move(reason));
+      problems.finish();
       return report;
     }
     report.set_events(version);
   }
-  if (version < head->version || head->hash != previous) {
+  auto beyond = read_stream(stream_id, head->version + 1, 1);
+  if (version < head->version) {
     problems.add(stream_id, version + 1, head->position.partition(), head->position.offset(),
                  "Expected " + where(stream_id, version + 1) +
                      " in the log, but the log ends before it: the log was truncated");
+  } else if (head->hash != previous || !beyond.is_ok() || !beyond->empty()) {
+    problems.add(
+        stream_id, head->version, head->position.partition(), head->position.offset(),
+        "Expected the head of stream '" + stream_id + "' to name its last event, but it does not");
   }
+  problems.finish();
   return report;
 }
 

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -142,7 +143,15 @@ int verify_command(int argc, char** argv) {
     std::fprintf(stderr, "crm verify: give --stream or --digest, not both\n%s", kUsage);
     return 2;
   }
-  auto report = digest != flags.values.end()   ? api::digest_report(*offline.log, digest->second)
+  std::string kept = digest == flags.values.end() ? "" : digest->second;
+  std::transform(kept.begin(), kept.end(), kept.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  if (digest != flags.values.end() &&
+      (kept.size() != 64 || kept.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+    std::fprintf(stderr, "crm verify: --digest must be 64 hex digits\n");
+    return 2;
+  }
+  auto report = digest != flags.values.end()   ? api::digest_report(*offline.log, kept)
                 : stream == flags.values.end() ? offline.log->verify()
                                                : offline.log->verify_stream(stream->second);
   if (!report.is_ok()) {

@@ -108,7 +108,9 @@ TEST_F(Verify, AChangedByteIsFoundWithItsStreamAndVersion) {
 
 TEST_F(Verify, AnUnreadableEventIsFoundWithItsStreamAndVersion) {
   put_raw(1, 2, "\xff\xff\xff garbage");
-  expect_first(verified(), "c", 3, "");
+  auto report = verified();
+  expect_first(report, "c", 3, "bytes were changed");
+  EXPECT_EQ(report.first_mismatch().position(), "1:2") << "the event itself, not the next one";
 }
 
 TEST_F(Verify, ADeletedEventIsFoundWithItsStreamAndVersion) {
@@ -135,6 +137,49 @@ TEST_F(Verify, ATruncatedLogIsFoundWithTheFirstStreamAndVersionLost) {
   ASSERT_GE(report.problems_size(), 2);
   EXPECT_EQ(report.problems(1).stream_id(), "b");
   EXPECT_EQ(report.problems(1).version(), 3u);
+}
+
+TEST_F(Verify, ADeletedHeadOrIndexEntryIsFound) {
+  auto erase_stream_key = [&](const std::string& key) {
+    ASSERT_TRUE(
+        store_
+            ->write_durable([&](rocksdb::WriteBatch& batch) {
+              batch.Delete(store_->family(Store::Family::kStreams), key).PermitUncheckedError();
+            })
+            .is_ok());
+  };
+  std::string b2 = "ib";
+  b2.push_back('\0');
+  put_u64_be(b2, 2);
+  erase_stream_key(b2);
+  erase_stream_key("hc");
+  auto report = verified();
+  EXPECT_FALSE(report.ok());
+  ASSERT_EQ(report.problems_size(), 2) << report.DebugString();
+  EXPECT_EQ(report.problems(0).stream_id(), "b");
+  EXPECT_EQ(report.problems(0).version(), 2u);
+  EXPECT_THAT(report.problems(0).reason(), HasSubstr("index entry was deleted"));
+  EXPECT_EQ(report.problems(1).stream_id(), "c");
+  EXPECT_THAT(report.problems(1).reason(), HasSubstr("no"));
+}
+
+TEST_F(Verify, AnIndexEntryForVersionZeroIsAProblemNotACrash) {
+  std::string key = "ia";
+  key.push_back('\0');
+  put_u64_be(key, 0);
+  std::string position;
+  put_u32_be(position, 0);
+  put_u64_be(position, 0);
+  ASSERT_TRUE(store_
+                  ->write_durable([&](rocksdb::WriteBatch& batch) {
+                    batch.Put(store_->family(Store::Family::kStreams), key, position)
+                        .PermitUncheckedError();
+                  })
+                  .is_ok());
+  auto report = verified();
+  EXPECT_FALSE(report.ok());
+  EXPECT_EQ(report.first_mismatch().stream_id(), "a");
+  EXPECT_THAT(report.first_mismatch().reason(), HasSubstr("version 0"));
 }
 
 TEST_F(Verify, ADigestIsRecomputedFromTheEventsBeforeItsCutAndChangesWhenOneWasAltered) {
