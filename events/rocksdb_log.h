@@ -69,5 +69,7 @@ class RocksDbLog final : public EventLog {
 };
 
 std::string log_key(uint32_t partition, uint64_t offset);
+// A stream head record of the streams family ('h' keys), as the layout above says.
+Result<StreamHead> decode_stream_head(const std::string& bytes);
 
 }  // namespace crm

@@ -124,29 +124,10 @@ Result<api::AuditEntryList> list_audit(Store& store, const AuditFilter& filter, 
   // still takes entries at exactly that time, whose ids continue with '-'.
   std::string start = page_token;
   if (start.empty() && filter.from_us > 0) start = time_key(filter.from_us);
-  api::AuditEntryList page;
-  Status bad;
-  std::string last_id;
-  auto s = scan_rows(store, kEntryPrefix, walk, start,
-                     [&](const std::string& id, std::string_view bytes) {
-                       api::AuditEntry entry;
-                       if (!entry.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-                         bad = Status::corruption("audit view: unreadable row");
-                         return false;
-                       }
-                       if (timestamp_to_us(entry.at()) > filter.to_us) return false;  // ordered
-                       if (filter.overrides && entry.kind() == "DECISION") return true;
-                       if (static_cast<size_t>(page.items_size()) == page_size) {
-                         page.set_next_page_token(last_id);
-                         return false;
-                       }
-                       *page.add_items() = std::move(entry);
-                       last_id = id;
-                       return true;
-                     });
-  if (!bad.is_ok()) return bad;
-  if (!s.is_ok()) return s;
-  return page;
+  return list_rows<api::AuditEntryList, api::AuditEntry>(
+      store, "audit view", kEntryPrefix, walk, start, page_size,
+      [&](const api::AuditEntry& e) { return !filter.overrides || e.kind() != "DECISION"; },
+      [&](const api::AuditEntry& e) { return timestamp_to_us(e.at()) > filter.to_us; });
 }
 
 }  // namespace crm

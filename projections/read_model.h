@@ -80,10 +80,12 @@ Status fold_row(ReadModelWriter& writer, const std::string& row_key, const std::
 
 // One page of `List` (a message with `items` of `Row` and `next_page_token`): rows walked as
 // scan_rows() does, those `matches` accepts, at most `page_size`; the token is the last id.
+// The walk ends at the first row `past_end` accepts (when given: ordered walks, a period's end).
 template <typename List, typename Row>
 Result<List> list_rows(Store& store, const std::string& view, const std::string& row_prefix,
                        const std::string& walk_prefix, const std::string& page_token,
-                       size_t page_size, const std::function<bool(const Row&)>& matches) {
+                       size_t page_size, const std::function<bool(const Row&)>& matches,
+                       const std::function<bool(const Row&)>& past_end = nullptr) {
   List page;
   Status bad;
   std::string last_id;
@@ -94,6 +96,7 @@ Result<List> list_rows(Store& store, const std::string& view, const std::string&
                          bad = Status::corruption(view + ": unreadable row");
                          return false;
                        }
+                       if (past_end && past_end(row)) return false;
                        if (!matches(row)) return true;
                        if (static_cast<size_t>(page.items_size()) == page_size) {
                          page.set_next_page_token(last_id);
