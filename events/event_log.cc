@@ -14,4 +14,16 @@ Result<std::vector<events::EventEnvelope>> Subscription::next(size_t max_events,
   return events;
 }
 
+Status read_whole_stream(EventLog& log, const std::string& stream_id,
+                         std::vector<events::EventEnvelope>& out) {
+  constexpr size_t kPage = 1000;
+  for (uint64_t next = 1;;) {
+    auto page = log.read_stream(stream_id, next, kPage);
+    if (!page.is_ok()) return page.status();
+    for (auto& e : page.value()) out.push_back(std::move(e));
+    if (page->size() < kPage) return Status::ok();
+    next += page->size();
+  }
+}
+
 }  // namespace crm

@@ -110,6 +110,10 @@ class EventLog {
   virtual Result<LogDigest> digest_at(const std::vector<uint64_t>& end_offsets) = 0;
 };
 
+// Every event of `stream_id`, in version order, appended to `out` (read in pages).
+Status read_whole_stream(EventLog& log, const std::string& stream_id,
+                         std::vector<events::EventEnvelope>& out);
+
 // Reads one partition in order from a position, waiting for new events: what projections and
 // integrators use to follow the log.
 class Subscription {

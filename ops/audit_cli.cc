@@ -25,18 +25,6 @@ namespace {
 
 constexpr size_t kPage = 1000;
 
-// Every event of `stream_id`, in version order, appended to `out`.
-Status read_whole_stream(EventLog& log, const std::string& stream_id,
-                         std::vector<events::EventEnvelope>& out) {
-  for (uint64_t next = 1;;) {
-    auto page = log.read_stream(stream_id, next, kPage);
-    if (!page.is_ok()) return page.status();
-    for (auto& e : page.value()) out.push_back(std::move(e));
-    if (page->size() < kPage) return Status::ok();
-    next += page->size();
-  }
-}
-
 // The streams of a customer: its own, its orders' and its tasks' (from the read models, brought
 // up to the end of the log first).
 Result<std::vector<std::string>> customer_streams(OfflineLog& offline,

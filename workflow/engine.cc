@@ -214,13 +214,7 @@ Result<api::DigestCheck> check_digest(EventLog& log, const std::string& digest_h
   api::DigestCheck check;
   check.set_digest(digest_hex);
   std::vector<events::EventEnvelope> recorded;
-  for (uint64_t next = 1;;) {
-    auto page = log.read_stream(audit::kStreamId, next, 512);
-    if (!page.is_ok()) return page.status();
-    for (auto& e : page.value()) recorded.push_back(std::move(e));
-    if (page->size() < 512) break;
-    next += page->size();
-  }
+  if (auto s = read_whole_stream(log, audit::kStreamId, recorded); !s.is_ok()) return s;
   for (const auto& e : recorded) {
     audit::LogDigestRecorded digest;
     if (!e.data().UnpackTo(&digest) || digest.digest() != digest_hex) continue;
