@@ -149,12 +149,19 @@ namespace {
 
 // protobuf prints 64-bit integers as JSON strings; API.md promises money as a number
 // (`{"amountMinor": 12900, "currency": "CNY"}`). Unquotes the value of every "amountMinor" key.
-// Inside a printed string value a quote is always escaped (\"), so the unescaped pattern
-// "amountMinor":" only ever starts a key and its value.
+// Inside a printed string a quote is always escaped (\"), so the pattern "amountMinor":" whose
+// first quote is not escaped (an even number of backslashes before it) only ever starts a key
+// and its value.
 void unquote_amounts(std::string& json) {
   static constexpr std::string_view kKey = "\"amountMinor\":\"";
   for (size_t at = json.find(kKey); at != std::string::npos; at = json.find(kKey, at)) {
     const size_t open = at + kKey.size() - 1;
+    size_t backslashes = 0;
+    while (backslashes < at && json[at - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 1) {
+      at = open;
+      continue;
+    }
     const size_t close = json.find('"', open + 1);
     if (close == std::string::npos) return;
     std::string_view digits(json.data() + open + 1, close - open - 1);

@@ -88,6 +88,21 @@ bool is_well_formed_utf8(std::string_view text) {
   return true;
 }
 
+// Whether `type` holds a google.protobuf.Any, at any depth. No request body does: the messages
+// that do (HistoryItem, AggregateRecord, …) are printed by the engine from its own events and
+// never parsed from a client, and an Any lets a body name protobuf's own types (Struct,
+// FieldMask), whose JSON printing the engine never uses and which do not round-trip.
+bool holds_any(const Descriptor& type, std::vector<const Descriptor*>& seen) {
+  if (type.full_name() == "google.protobuf.Any") return true;
+  if (std::find(seen.begin(), seen.end(), &type) != seen.end()) return false;
+  seen.push_back(&type);
+  for (int i = 0; i < type.field_count(); ++i) {
+    const auto* nested = type.field(i)->message_type();
+    if (nested && holds_any(*nested, seen)) return true;
+  }
+  return false;
+}
+
 // Sorted by full name, so an index names the same message from run to run.
 const std::vector<const Descriptor*>& body_types() {
   static const auto* types = [] {
@@ -100,7 +115,10 @@ const std::vector<const Descriptor*>& body_types() {
                      static_cast<int>(name.size()), name.data());
         std::abort();
       }
-      for (int i = 0; i < file->message_type_count(); ++i) found->push_back(file->message_type(i));
+      for (int i = 0; i < file->message_type_count(); ++i) {
+        std::vector<const Descriptor*> seen;
+        if (!holds_any(*file->message_type(i), seen)) found->push_back(file->message_type(i));
+      }
     }
     found->push_back(google::protobuf::Empty::descriptor());  // POST …:retire
     std::sort(found->begin(), found->end(), [](const Descriptor* a, const Descriptor* b) {
