@@ -1,6 +1,9 @@
-// Principal routes (admin only): create or change a principal with a new token, read, revoke.
+// Administration routes (admin only): create or change a principal with a new token, read,
+// revoke; backups of the data directory while serving.
 #include "api/json.h"
 #include "api/server.h"
+#include "events/backup.h"
+#include "events/codec.h"
 #include "workflow/aggregate_handler.h"
 
 namespace crm::api {
@@ -47,6 +50,27 @@ void Server::add_principal_routes() {
     auto view = view_of(state);
     view.set_token(token);
     reply(call, outcome->version == 1 ? 201 : 200, view);
+  });
+
+  // A consistent copy of the data directory while serving; the directory names the backup, so
+  // a retry into the same one is refused (409) rather than copied twice.
+  route("POST", "/v1/admin/backups", Access::kAdministration, [this](Call& call) {
+    BackupRequest body;
+    if (!parse_body(call, &body)) return;
+    auto backup = backup_data_dir(engine_.store(), engine_.log(), body.directory());
+    if (backup.status().code() == StatusCode::kConflict) {
+      return reply_problem(call, problem_from(Rejection{Rejection::Kind::kConflict,
+                                                        "backup.directory_in_use",
+                                                        backup.status().message(),
+                                                        {}}));
+    }
+    if (!backup.is_ok()) return reply_problem(call, problem_from(backup.status()));
+    Backup view;
+    view.set_directory(backup->directory);
+    *view.mutable_created_at() = timestamp_from_us(clock_.now_us());
+    for (uint32_t p = 0; p < backup->end_offsets.size(); ++p)
+      view.add_positions(std::to_string(p) + ":" + std::to_string(backup->end_offsets[p]));
+    reply(call, 201, view);
   });
 
   route("GET", kPrincipalPath, Access::kAdministration, [this](Call& call) {

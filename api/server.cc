@@ -37,6 +37,22 @@ std::string request_id_of(const httplib::Request& request, IdSource& ids) {
   return is_usable_id(id) ? id : ids.next("req_");
 }
 
+// A route's pattern as people write it: every capture group ("([^/]{1,64})") becomes "{id}".
+std::string route_template(const std::string& pattern) {
+  std::string name;
+  int depth = 0;
+  for (char c : pattern) {
+    if (c == '(') {
+      if (depth++ == 0) name += "{id}";
+    } else if (c == ')') {
+      --depth;
+    } else if (depth == 0 && c != '\\') {
+      name += c;
+    }
+  }
+  return name;
+}
+
 }  // namespace
 
 std::string customer_id_for_key(const std::string& principal_id, const std::string& key) {
@@ -50,27 +66,31 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
       principals_(principals),
       clock_(clock),
       ids_(ids),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      http_(options_.tls_cert_file.empty()
+                ? std::make_unique<httplib::Server>()
+                : std::make_unique<httplib::SSLServer>(options_.tls_cert_file.c_str(),
+                                                       options_.tls_key_file.c_str())) {
   const size_t threads = options_.threads;
-  http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http_.set_tcp_nodelay(true);
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http_->set_tcp_nodelay(true);
   // SO_REUSEADDR (restart over TIME_WAIT), not httplib's default SO_REUSEPORT, which would let
   // a second engine bind the same port and silently take half of the connections.
-  http_.set_socket_options([this](socket_t socket) {
+  http_->set_socket_options([this](socket_t socket) {
     int yes = 1;
     ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     listen_socket_ = socket;
   });
-  http_.set_keep_alive_max_count(1000000);
-  http_.set_keep_alive_timeout(30);
-  http_.set_read_timeout(30, 0);
-  http_.set_write_timeout(30, 0);
-  http_.set_payload_max_length(options_.body_bytes_max);
+  http_->set_keep_alive_max_count(1000000);
+  http_->set_keep_alive_timeout(30);
+  http_->set_read_timeout(30, 0);
+  http_->set_write_timeout(30, 0);
+  http_->set_payload_max_length(options_.body_bytes_max);
   // httplib applies the body limit to Content-Length only and would read a chunked body of any
   // size into memory. Bodies here are small JSON or CSV: refuse chunked ones before a byte of
   // the body is read (pre-routing runs before httplib reads the content), and tell the client
   // to close the connection, since the unread body is still on it.
-  http_.set_pre_routing_handler(
+  http_->set_pre_routing_handler(
       [this](const httplib::Request& request, httplib::Response& response) {
         if (!request.has_header("Transfer-Encoding")) {
           // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
@@ -87,7 +107,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
         response.set_content(to_json(p), kProblemJson);
         return httplib::Server::HandlerResponse::Handled;
       });
-  http_.set_error_handler(httplib::Server::HandlerWithResponse(
+  http_->set_error_handler(httplib::Server::HandlerWithResponse(
       [this](const httplib::Request& request, httplib::Response& response) {
         // Requests no route took, or that httplib itself refused (e.g. 413): problem+json too.
         // Handlers that answered with a problem of their own keep it.
@@ -113,7 +133,7 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
         response.set_content(to_json(p), kProblemJson);
         return httplib::Server::HandlerResponse::Handled;
       }));
-  http_.set_exception_handler(
+  http_->set_exception_handler(
       [](const httplib::Request&, httplib::Response& response, std::exception_ptr) {
         Problem p = problem_from(Status::internal("unexpected failure while handling the request"));
         response.status = 500;
@@ -131,10 +151,17 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
 
 Server::~Server() { stop(); }
 
+std::string Server::setup_error() const {
+  if (http_->is_valid()) return "";
+  return "the TLS certificate " + options_.tls_cert_file + " or key " + options_.tls_key_file +
+         " cannot be loaded (PEM files, the key matching the certificate)";
+}
+
 int Server::bind() {
-  const int port = options_.port == 0 ? http_.bind_to_any_port(options_.host)
-                   : http_.bind_to_port(options_.host, options_.port) ? options_.port
-                                                                      : -1;
+  if (!http_->is_valid()) return -1;
+  const int port = options_.port == 0 ? http_->bind_to_any_port(options_.host)
+                   : http_->bind_to_port(options_.host, options_.port) ? options_.port
+                                                                       : -1;
   // The shared library listens with a backlog of 5 fixed at its compile time: a burst of new
   // connections beyond that waits for SYN retries (1 s and more). Listening again only
   // resizes the queue of the bound socket.
@@ -147,68 +174,117 @@ int Server::bind() {
 }
 
 void Server::serve() {
-  http_.listen_after_bind();
+  {
+    std::lock_guard lock(serving_mu_);
+    serving_ = true;
+  }
+  http_->listen_after_bind();
   listen_socket_ = INVALID_SOCKET;  // httplib closed it; its number may be reused now
+  std::lock_guard lock(serving_mu_);
+  serving_ = false;
+  serving_cv_.notify_all();
 }
 
 void Server::stop() {
-  if (http_.is_running()) {
-    http_.stop();
+  if (http_->is_running()) {
+    http_->stop();
   } else if (socket_t socket = listen_socket_.exchange(INVALID_SOCKET); socket != INVALID_SOCKET) {
     // Bound but not yet accepting: httplib's stop() does nothing then, and serve() would
     // accept forever. Shutting the socket down makes its first accept fail, and httplib
     // then closes the socket and returns.
     ::shutdown(socket, SHUT_RDWR);
   }
+  // httplib returns from listen once every connection's current request is answered.
+  std::unique_lock lock(serving_mu_);
+  serving_cv_.wait_for(lock, options_.command_timeout + std::chrono::seconds(5),
+                       [&] { return !serving_; });
 }
 
 void Server::route(const std::string& method, const std::string& pattern, Access access,
                    Handler fn) {
-  auto wrapped = [this, access, fn = std::move(fn)](const httplib::Request& request,
-                                                    httplib::Response& response) {
+  auto wrapped = [this, access, fn = std::move(fn), route_name = route_template(pattern)](
+                     const httplib::Request& request, httplib::Response& response) {
     Call call{request, response, {}, {}, {}, {}};
+    const auto started = std::chrono::steady_clock::now();
     call.request_id = request_id_of(request, ids_);
     call.correlation_id = request.get_header_value("X-Correlation-Id");
     if (!is_usable_id(call.correlation_id)) call.correlation_id = call.request_id;
     response.set_header("X-Request-Id", call.request_id);
-    auto token = bearer_token(request);
-    if (!token) {
-      response.set_header("WWW-Authenticate", "Bearer");
-      return reply_problem(call, unauthorized("Expected an Authorization: Bearer <token> header"));
-    }
-    auto caller = principals_.authenticate(*token);
-    if (!caller) {
-      response.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
-      return reply_problem(call, unauthorized("The bearer token is unknown or revoked"));
-    }
-    call.caller = std::move(*caller);
-    if (!allows(call.caller, access)) {
-      return reply_problem(call,
-                           forbidden("Principal '" + call.caller.id + "' lacks a role allowed to " +
-                                     request.method + " " + request.path));
-    }
-    call.acting_role = acting_role(call.caller, access);
-    fn(call);
+    authorize_and_run(call, access, fn);
+    log_request(call, route_name, started);
   };
   if (method == "GET")
-    http_.Get(pattern, wrapped);
+    http_->Get(pattern, wrapped);
   else if (method == "POST")
-    http_.Post(pattern, wrapped);
+    http_->Post(pattern, wrapped);
   else if (method == "PUT")
-    http_.Put(pattern, wrapped);
+    http_->Put(pattern, wrapped);
   else if (method == "PATCH")
-    http_.Patch(pattern, wrapped);
+    http_->Patch(pattern, wrapped);
   else if (method == "DELETE")
-    http_.Delete(pattern, wrapped);
+    http_->Delete(pattern, wrapped);
+}
+
+void Server::authorize_and_run(Call& call, Access access, const Handler& fn) {
+  const httplib::Request& request = call.request;
+  auto token = bearer_token(request);
+  if (!token) {
+    call.response.set_header("WWW-Authenticate", "Bearer");
+    return reply_problem(call, unauthorized("Expected an Authorization: Bearer <token> header"));
+  }
+  auto caller = principals_.authenticate(*token);
+  if (!caller) {
+    call.response.set_header("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return reply_problem(call, unauthorized("The bearer token is unknown or revoked"));
+  }
+  call.caller = std::move(*caller);
+  if (!allows(call.caller, access)) {
+    return reply_problem(call,
+                         forbidden("Principal '" + call.caller.id + "' lacks a role allowed to " +
+                                   request.method + " " + request.path));
+  }
+  call.acting_role = acting_role(call.caller, access);
+  fn(call);
+}
+
+void Server::log_request(const Call& call, const std::string& route,
+                         std::chrono::steady_clock::time_point started) {
+  const int status = call.response.status;
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  if (options_.metrics) {
+    options_.metrics->http_request(route, call.request.method, status,
+                                   std::chrono::duration<double>(elapsed).count());
+  }
+  if (!options_.request_log || options_.log_requests == RequestLogging::kNone ||
+      (options_.log_requests == RequestLogging::kErrors && status < 400)) {
+    return;
+  }
+  RequestRecord record;
+  record.method = call.request.method;
+  record.path = call.request.path;
+  record.status = status;
+  record.request_id = call.request_id;
+  record.correlation_id = call.correlation_id;
+  record.principal = call.caller.id;
+  record.duration_us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
+  options_.request_log(record);
 }
 
 void Server::add_operations_routes() {
-  http_.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+  // Prometheus scrapes without a token, like the health checks; nothing in it names a customer.
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    if (!options_.metrics) {
+      response.status = 404;
+      return;
+    }
+    response.set_content(options_.metrics->scrape(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
     Health health;
     health.set_status("UP");
     response.set_content(to_json(health), kJson);
   });
-  http_.Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
     Health health;
     auto* log = health.add_checks();
     log->set_name("event_log");
@@ -230,7 +306,7 @@ void Server::add_operations_routes() {
     response.set_content(to_json(health), kJson);
   });
   // The contract itself, without auth, so clients can generate code against a running engine.
-  http_.Get("/v1/openapi.json", [](const httplib::Request&, httplib::Response& response) {
+  http_->Get("/v1/openapi.json", [](const httplib::Request&, httplib::Response& response) {
     const std::string_view document = openapi_document();
     response.set_content(document.data(), document.size(), kJson);
   });

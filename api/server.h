@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,11 +18,25 @@
 #include "api/auth.h"
 #include "api/problem.h"
 #include "events/clock.h"
+#include "events/metrics.h"
 #include "projections/audit_view.h"
 #include "projections/projector.h"
 #include "workflow/engine.h"
 
 namespace crm::api {
+
+enum class RequestLogging { kNone, kErrors, kAll };
+
+// One answered /v1 request, for the request log.
+struct RequestRecord {
+  std::string method;
+  std::string path;
+  int status = 0;
+  std::string request_id;
+  std::string correlation_id;
+  std::string principal;  // empty when the caller was not authenticated
+  int64_t duration_us = 0;
+};
 
 struct ServerOptions {
   std::string host = "0.0.0.0";
@@ -30,6 +46,14 @@ struct ServerOptions {
   std::chrono::milliseconds command_timeout{30000};
   std::chrono::milliseconds read_wait_max{5000};  // longest wait for ?minPosition=
   size_t import_rows_max = 10000;
+  // HTTPS when both are set (PEM files); plain HTTP otherwise.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  RequestLogging log_requests = RequestLogging::kErrors;
+  // Receives the requests `log_requests` selects; none when empty.
+  std::function<void(const RequestRecord&)> request_log;
+  // Counts requests by route and status, and serves GET /metrics; none when null.
+  Metrics* metrics = nullptr;
 };
 
 // One request as the handlers see it.
@@ -52,12 +76,20 @@ class Server {
   int bind();
   // Serves until stop(). bind() first.
   void serve();
+  // Stops taking connections; when serve() runs, waits (bounded) until the requests being
+  // handled are answered, so the engine behind them can be shut down after.
   void stop();
-  bool running() const { return http_.is_running(); }
+  bool running() const { return http_->is_running(); }
+  // Why the server cannot serve (a TLS certificate or key that does not load), or "".
+  std::string setup_error() const;
 
  private:
   using Handler = std::function<void(Call&)>;
   void route(const std::string& method, const std::string& pattern, Access access, Handler fn);
+  // Authentication and function permissions, then the handler.
+  void authorize_and_run(Call& call, Access access, const Handler& fn);
+  void log_request(const Call& call, const std::string& route,
+                   std::chrono::steady_clock::time_point started);
   void add_operations_routes();
   void add_customer_routes();
   void add_principal_routes();
@@ -119,9 +151,12 @@ class Server {
   const Clock& clock_;
   IdSource& ids_;
   ServerOptions options_;
-  httplib::Server http_;
+  std::unique_ptr<httplib::Server> http_;                 // an SSLServer when TLS is configured
   std::atomic<socket_t> listen_socket_ = INVALID_SOCKET;  // bound, until serve() returns
   std::mutex import_claims_mu_;                           // check-then-write of import claims
+  std::mutex serving_mu_;
+  std::condition_variable serving_cv_;
+  bool serving_ = false;  // serve() has not returned
 };
 
 // Reads a whole decimal number in [min, max] (query parameters); false when `text` is not one.

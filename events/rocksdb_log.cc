@@ -59,12 +59,13 @@ std::string log_key(uint32_t partition, uint64_t offset) {
 }
 
 Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t partition_count) {
-  if (partition_count == 0 || partition_count > 4096)
+  if (partition_count > 4096)
     return Status::invalid_argument("partition count must be between 1 and 4096");
   std::string stored;
   auto s = store.get(Store::Family::kMeta, kPartitionCountKey, &stored);
   if (s.is_ok()) {
     uint32_t existing = get_u32_be(stored);
+    if (partition_count == 0) partition_count = existing;
     if (existing != partition_count) {
       return Status::invalid_argument(
           "Expected the data directory's " + std::to_string(existing) + " partitions, but " +
@@ -72,6 +73,7 @@ Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t part
           " were configured: the partition count is fixed when the data directory is created");
     }
   } else if (s.code() == StatusCode::kNotFound) {
+    if (partition_count == 0) partition_count = kDefaultPartitions;
     std::string value;
     put_u32_be(value, partition_count);
     auto w = store.write_durable([&](rocksdb::WriteBatch& batch) {

@@ -21,7 +21,9 @@ namespace crm {
 class RocksDbLog final : public EventLog {
  public:
   // Opens the log in `store`. The partition count is fixed when the data directory is created;
-  // opening it with another count is refused.
+  // opening it with another count is refused; 0 takes the stored count (kDefaultPartitions for
+  // a new data directory).
+  static constexpr uint32_t kDefaultPartitions = 8;
   static Result<std::unique_ptr<RocksDbLog>> open(Store& store, uint32_t partition_count);
 
   uint32_t partition_count() const override { return static_cast<uint32_t>(partitions_.size()); }

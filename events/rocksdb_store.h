@@ -15,6 +15,7 @@
 #include <string>
 
 #include "events/clock.h"
+#include "events/metrics.h"
 #include "events/status.h"
 
 namespace crm {
@@ -29,6 +30,8 @@ struct StoreOptions {
   int64_t idempotency_retention_us = kIdempotencyRetentionUs;
   const Clock* clock =
       nullptr;  // for that age; the system clock when null. Must outlive the store.
+
+  Metrics* metrics = nullptr;  // group-commit batch sizes and write times; none when null
 
   static constexpr int64_t kIdempotencyRetentionUs = 7LL * 24 * 3600 * 1000000;
 };
@@ -63,6 +66,11 @@ class Store {
 
   Status get(Family f, const std::string& key, std::string* value);
 
+  // A consistent copy of the whole database (every column family at one point, holding every
+  // write acknowledged before the call) in `path`, which must not exist yet; RocksDB hard-links
+  // the immutable files when `path` is on the same file system and copies them otherwise.
+  Status checkpoint(const std::string& path);
+
   GroupCommitStats group_commit_stats();
 
  private:
@@ -74,6 +82,7 @@ class Store {
   std::unique_ptr<rocksdb::CompactionFilter> idempotency_expiry_;
   SystemClock system_clock_;
   bool sync_writes_ = true;
+  Metrics* metrics_ = nullptr;
 
   std::mutex commit_mu_;
   std::condition_variable commit_cv_;

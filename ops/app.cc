@@ -19,8 +19,6 @@
 namespace crm {
 namespace {
 
-constexpr char kAdminTokenFile[] = "admin.token";
-
 // Writes `content` to `path` atomically and durably, readable by the owner only.
 Status write_secret_file(const std::string& path, const std::string& content) {
   const std::string temporary = path + ".tmp";
@@ -72,7 +70,9 @@ Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions
 Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock, IdSource& ids) {
   std::unique_ptr<App> app(new App());
   if (auto s = prepare_data_dir(config.data_dir); !s.is_ok()) return s;
+  app->metrics_ = std::make_unique<Metrics>();
   StoreOptions store_options;
+  store_options.metrics = app->metrics_.get();
   store_options.path = config.data_dir + "/db";
   store_options.sync_writes = config.sync_writes;
   store_options.idempotency_retention_us = config.processor.idempotency_retention_us;
@@ -83,16 +83,76 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   auto log = RocksDbLog::open(*app->store_, config.partitions);
   if (!log.is_ok()) return log.status();
   app->log_ = std::move(log.value());
-  app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, config.processor);
+  ProcessorOptions processor = config.processor;
+  processor.metrics = app->metrics_.get();
+  app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, processor);
   app->engine_->start_timers(config.timer_interval, config.digest_interval);
   app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
   if (auto s = app->projector_->open(); !s.is_ok()) return s;
   app->projector_->start();
   if (auto s = app->principals_.load(*app->store_); !s.is_ok()) return s;
   if (auto s = app->ensure_admin(config, clock, ids); !s.is_ok()) return s;
+  api::ServerOptions http = config.http;
+  http.metrics = app->metrics_.get();
+  app->add_metric_collectors(clock);
+  if (!http.request_log) {
+    http.request_log = [](const api::RequestRecord& r) {
+      log_line(r.status >= 500   ? "error"
+               : r.status >= 400 ? "warn"
+                                 : "info",
+               "request",
+               {{"method", r.method},
+                {"path", r.path},
+                {"status", std::to_string(r.status)},
+                {"request_id", r.request_id},
+                {"correlation_id", r.correlation_id},
+                {"principal", r.principal},
+                {"duration_us", std::to_string(r.duration_us)}});
+    };
+  }
   app->server_ = std::make_unique<api::Server>(*app->engine_, *app->projector_, app->principals_,
-                                               clock, ids, config.http);
+                                               clock, ids, std::move(http));
+  if (auto error = app->server_->setup_error(); !error.empty())
+    return Status::invalid_argument(error);
   return app;
+}
+
+void App::add_metric_collectors(const Clock& clock) {
+  metrics_->add_collector([this](Metrics& m) {
+    for (uint32_t p = 0; p < log_->partition_count(); ++p) {
+      const prometheus::Labels partition = {{"partition", std::to_string(p)}};
+      m.gauge("crm_log_end_offset", "Events in each partition of the log", partition)
+          .Set(static_cast<double>(log_->end_offset(p)));
+      m.gauge("crm_partition_commands_queued",
+              "Commands waiting for each partition's processor (429 beyond --inflight-max)",
+              partition)
+          .Set(static_cast<double>(engine_->queue_depth(p)));
+    }
+    m.gauge("crm_projection_lag_events", "Events written to the log but not yet in the read models")
+        .Set(static_cast<double>(projector_->lag()));
+    m.gauge("crm_projection_up", "1 while the projections apply events, 0 after they stopped")
+        .Set(projector_->failure().is_ok() ? 1 : 0);
+    m.gauge("crm_principals", "Principals with a valid token").Set(principals_.size());
+  });
+  // Counting pending approvals and open tasks walks their indexes: at most every 10 s.
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+  metrics_->add_collector([this, &clock, last](Metrics& m) {
+    const auto now = std::chrono::steady_clock::now();
+    if (*last != std::chrono::steady_clock::time_point() && now - *last < std::chrono::seconds(10))
+      return;
+    *last = now;
+    if (auto approvals = count_pending_approvals(*store_, clock.now_us()); approvals.is_ok()) {
+      m.gauge("crm_approvals_pending", "Approval steps waiting for a decision")
+          .Set(static_cast<double>(approvals->pending));
+      m.gauge("crm_approvals_overdue", "Pending approval steps past their time limit")
+          .Set(static_cast<double>(approvals->overdue));
+    }
+    if (auto tasks = count_open_tasks(*store_); tasks.is_ok()) {
+      m.gauge("crm_tasks_open", "Follow-up tasks open").Set(static_cast<double>(tasks->open));
+      m.gauge("crm_tasks_overdue", "Open follow-up tasks past their due time")
+          .Set(static_cast<double>(tasks->overdue));
+    }
+  });
 }
 
 Status App::ensure_admin(const AppConfig& config, const Clock& clock, IdSource& ids) {
@@ -128,8 +188,7 @@ Status App::ensure_admin(const AppConfig& config, const Clock& clock, IdSource& 
 }
 
 void App::stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (stopped_.exchange(true)) return;
   if (server_) server_->stop();
   if (engine_) engine_->shutdown();
   if (projector_) projector_->stop();

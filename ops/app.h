@@ -3,6 +3,7 @@
 // other subcommands, and by the tests (which start it on port 0).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -15,9 +16,12 @@
 
 namespace crm {
 
+// The admin token file in a data directory, written on first start.
+inline constexpr char kAdminTokenFile[] = "admin.token";
+
 struct AppConfig {
   std::string data_dir = "./data";
-  uint32_t partitions = 8;
+  uint32_t partitions = 0;  // 0: the data directory's own (8 when it is created)
   api::ServerOptions http;
   ProcessorOptions processor;
   bool sync_writes = true;
@@ -45,12 +49,16 @@ class App {
   Store& store() { return *store_; }
   EventLog& log() { return *log_; }
   api::Principals& principals() { return principals_; }
+  Metrics& metrics() { return *metrics_; }
   const std::string& admin_token() const { return admin_token_; }
 
  private:
   App() = default;
   Status ensure_admin(const AppConfig& config, const Clock& clock, IdSource& ids);
 
+  void add_metric_collectors(const Clock& clock);
+
+  std::unique_ptr<Metrics> metrics_;  // first: every part below records into it
   std::unique_ptr<Store> store_;
   std::unique_ptr<RocksDbLog> log_;
   std::unique_ptr<Engine> engine_;
@@ -58,7 +66,7 @@ class App {
   api::Principals principals_;
   std::unique_ptr<api::Server> server_;
   std::string admin_token_;  // only when created by this start
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};
 };
 
 // The read models this engine keeps.

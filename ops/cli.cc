@@ -1,10 +1,16 @@
 #include "ops/cli.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "aggregates/approval/policies.h"
 #include "workflow/follow_up_rules.h"
@@ -15,9 +21,14 @@ const char kUsage[] =
     "usage: crm <command> [flags]\n"
     "  serve    run the engine (HTTP API) on the embedded log\n"
     "           --data-dir DIR (./data)  --listen HOST:PORT (0.0.0.0:8080)\n"
-    "           --partitions N (8, fixed when the data directory is created)\n"
+    "           --partitions N (8, fixed when the data directory is created; taken from it\n"
+    "             when not given)\n"
     "           --http-threads N (256: concurrent connections served)\n"
+    "           --config FILE (JSON: every flag's name in lowerCamelCase as a key)\n"
     "           --body-limit BYTES (1048576)\n"
+    "           --inflight-max N (4096: queued commands a partition holds; beyond, 429)\n"
+    "           --tls-cert FILE --tls-key FILE (PEM: serve HTTPS instead of HTTP)\n"
+    "           --log-requests none|errors|all (errors: one JSON line per 4xx/5xx reply)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -31,23 +42,121 @@ const char kUsage[] =
     "           --from TIME --to TIME (RFC 3339)  [--out FILE (stdout)]\n"
     "  history  print an order's timeline: who did what, when, under which rule\n"
     "           ORDER_ID  --data-dir DIR  --partitions N\n"
-    "  version  print the engine version\n";
+    "  backup   copy the data directory, consistent, while serving or not\n"
+    "           DIR  --data-dir DIR  (stopped engine)  |  DIR --url URL [--token-file F]\n"
+    "           (serving engine: DIR is on the engine's machine)\n"
+    "  config   check FILE: read a configuration file as serve would; names a bad key\n"
+    "  version  print the engine version\n"
+    "Every flag may also come from the environment (CRM_ and the flag's name in upper case,\n"
+    "e.g. CRM_DATA_DIR): the command line wins over the environment, which wins over --config.\n";
 
-Flags parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
-  Flags flags;
-  static const std::map<std::string, std::string> kEnvironment = {
+const std::vector<std::string> kServeFlags = {"config",       "data-dir",        "listen",
+                                              "partitions",   "http-threads",    "body-limit",
+                                              "inflight-max", "follow-up-rules", "digest-interval",
+                                              "tls-cert",     "tls-key",         "log-requests"};
+
+namespace {
+
+// Every setting: its flag, its environment variable, and (by the flag's name in lowerCamelCase)
+// its key in the configuration file.
+const std::map<std::string, std::string>& environment_names() {
+  static const std::map<std::string, std::string> names = {
+      {"config", "CRM_CONFIG"},
       {"data-dir", "CRM_DATA_DIR"},
       {"listen", "CRM_LISTEN"},
       {"partitions", "CRM_PARTITIONS"},
       {"http-threads", "CRM_HTTP_THREADS"},
       {"body-limit", "CRM_BODY_LIMIT"},
+      {"inflight-max", "CRM_INFLIGHT_MAX"},
       {"follow-up-rules", "CRM_FOLLOW_UP_RULES"},
-      {"digest-interval", "CRM_DIGEST_INTERVAL"}};
-  for (const auto& name : known) {
-    auto env = kEnvironment.find(name);
-    if (env == kEnvironment.end()) continue;
-    if (const char* value = std::getenv(env->second.c_str())) flags.values[name] = value;
+      {"digest-interval", "CRM_DIGEST_INTERVAL"},
+      {"tls-cert", "CRM_TLS_CERT"},
+      {"tls-key", "CRM_TLS_KEY"},
+      {"log-requests", "CRM_LOG_REQUESTS"}};
+  return names;
+}
+
+std::string camel_case(const std::string& flag) {
+  std::string key;
+  for (size_t i = 0; i < flag.size(); ++i) {
+    if (flag[i] == '-' && i + 1 < flag.size()) {
+      key += static_cast<char>(std::toupper(static_cast<unsigned char>(flag[++i])));
+    } else {
+      key += flag[i];
+    }
   }
+  return key;
+}
+
+// One value of the configuration file as the flag's text; "" and an error sentence when the
+// JSON type does not fit.
+std::string setting_text(const std::string& key, const google::protobuf::Value& value,
+                         std::string* error) {
+  using google::protobuf::Value;
+  switch (value.kind_case()) {
+    case Value::kStringValue:
+      return value.string_value();
+    case Value::kNumberValue: {
+      const double number = value.number_value();
+      if (number < 0 || number > 9.0e15 || std::floor(number) != number) {
+        *error = "key '" + key + "' must be a whole number";
+        return "";
+      }
+      return std::to_string(static_cast<uint64_t>(number));
+    }
+    case Value::kStructValue: {
+      if (key != "followUpRules") break;
+      // {"revisitAfter": "P7D", ...} is the flag's "revisitAfter=P7D,...".
+      std::string text;
+      for (const auto& [name, rule] : value.struct_value().fields()) {
+        if (rule.kind_case() != Value::kStringValue) {
+          *error = "key 'followUpRules." + name + "' must be a string";
+          return "";
+        }
+        text += (text.empty() ? "" : ",") + name + "=" + rule.string_value();
+      }
+      if (text.empty()) *error = "key 'followUpRules' names no rule";
+      return text;
+    }
+    default:
+      break;
+  }
+  *error = "key '" + key + "' must be " +
+           (key == "followUpRules" ? std::string("an object or a string")
+                                   : std::string("a string or a number"));
+  return "";
+}
+
+}  // namespace
+
+std::string load_config_file(const std::string& path, const std::vector<std::string>& known,
+                             Flags& flags) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "cannot read the configuration file " + path;
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::Struct file;
+  if (auto s = google::protobuf::util::JsonStringToMessage(text.str(), &file); !s.ok()) {
+    return path + " is not a JSON object: " + std::string(s.message());
+  }
+  std::map<std::string, std::string> flag_of_key;
+  for (const auto& name : known)
+    if (name != "config") flag_of_key[camel_case(name)] = name;
+  for (const auto& [key, value] : file.fields()) {
+    auto flag = flag_of_key.find(key);
+    if (flag == flag_of_key.end()) return path + ": unknown key '" + key + "'";
+    std::string error;
+    std::string setting = setting_text(key, value, &error);
+    if (!error.empty()) return path + ": " + error;
+    flags.values[flag->second] = setting;
+    flags.sources[flag->second] = "key '" + key + "' of " + path;
+  }
+  return "";
+}
+
+Flags parse_flags(int argc, char** argv, int first, const std::vector<std::string>& known) {
+  Flags flags;
+  std::map<std::string, std::string> given;  // on the command line
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg.rfind("--", 0) != 0) {
@@ -68,7 +177,33 @@ Flags parse_flags(int argc, char** argv, int first, const std::vector<std::strin
       flags.error = "unknown flag --" + name;
       return flags;
     }
+    given[name] = value;
+  }
+  // The configuration file first, the environment over it, the command line over both.
+  auto is_known = [&](const std::string& name) {
+    return std::find(known.begin(), known.end(), name) != known.end();
+  };
+  const auto& environment = environment_names();
+  if (is_known("config")) {
+    std::string path;
+    if (const char* value = std::getenv("CRM_CONFIG")) path = value;
+    if (auto it = given.find("config"); it != given.end()) path = it->second;
+    if (!path.empty()) {
+      flags.error = load_config_file(path, known, flags);
+      if (!flags.error.empty()) return flags;
+    }
+  }
+  for (const auto& name : known) {
+    auto env = environment.find(name);
+    if (env == environment.end()) continue;
+    if (const char* value = std::getenv(env->second.c_str())) {
+      flags.values[name] = value;
+      flags.sources[name] = env->second;
+    }
+  }
+  for (const auto& [name, value] : given) {
     flags.values[name] = value;
+    flags.sources[name] = "--" + name;
   }
   return flags;
 }
@@ -83,43 +218,78 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     auto it = flags.values.find(name);
     return it == flags.values.end() ? nullptr : &it->second;
   };
-  if (auto* v = get("data-dir")) config.data_dir = *v;
+  // Where a bad value came from: the flag, the environment variable or the file's key.
+  auto from = [&](const std::string& name) {
+    auto it = flags.sources.find(name);
+    return it == flags.sources.end() ? "--" + name : it->second;
+  };
+  if (auto* v = get("data-dir")) {
+    if (v->empty()) return from("data-dir") + " must name a directory";
+    config.data_dir = *v;
+  }
   uint64_t number = 0;
   if (auto* v = get("partitions")) {
-    if (!parse_number(*v, 1, 4096, &number)) return "--partitions must be 1..4096";
+    if (!parse_number(*v, 1, 4096, &number)) return from("partitions") + " must be 1..4096";
     config.partitions = static_cast<uint32_t>(number);
   }
   if (auto* v = get("http-threads")) {
-    if (!parse_number(*v, 1, 10000, &number)) return "--http-threads must be 1..10000";
+    if (!parse_number(*v, 1, 10000, &number)) return from("http-threads") + " must be 1..10000";
     config.http.threads = number;
   }
   if (auto* v = get("body-limit")) {
     if (!parse_number(*v, 1024, 1ull << 30, &number))
-      return "--body-limit must be 1024..1073741824";
+      return from("body-limit") + " must be 1024..1073741824";
     config.http.body_bytes_max = number;
+  }
+  if (auto* v = get("inflight-max")) {
+    if (!parse_number(*v, 1, 1000000, &number)) return from("inflight-max") + " must be 1..1000000";
+    config.processor.queue_max = number;
   }
   if (auto* v = get("digest-interval")) {
     auto seconds = approval::parse_duration_s(*v);
     if (*v == "none") {
       config.digest_interval = std::chrono::milliseconds(0);
     } else if (!seconds) {
-      return "--digest-interval must be an ISO 8601 duration such as PT1H, or none";
+      return from("digest-interval") + " must be an ISO 8601 duration such as PT1H, or none";
     } else {
       config.digest_interval = std::chrono::seconds(*seconds);
     }
   }
   if (auto* v = get("follow-up-rules")) {
     auto bad = parse_follow_up_rules(*v, config.processor.follow_ups);
-    if (!bad.empty()) return "--follow-up-rules: " + bad;
+    if (!bad.empty()) return from("follow-up-rules") + ": " + bad;
   }
   if (auto* v = get("listen")) {
     auto colon = v->rfind(':');
     if (colon == std::string::npos || !parse_number(v->substr(colon + 1), 0, 65535, &number))
-      return "--listen must be HOST:PORT";
+      return from("listen") + " must be HOST:PORT";
     config.http.host = v->substr(0, colon);
     if (config.http.host.size() > 2 && config.http.host.front() == '[')
       config.http.host = config.http.host.substr(1, config.http.host.size() - 2);
     config.http.port = static_cast<int>(number);
+  }
+  if (auto* v = get("log-requests")) {
+    if (*v == "none") {
+      config.http.log_requests = api::RequestLogging::kNone;
+    } else if (*v == "errors") {
+      config.http.log_requests = api::RequestLogging::kErrors;
+    } else if (*v == "all") {
+      config.http.log_requests = api::RequestLogging::kAll;
+    } else {
+      return from("log-requests") + " must be none, errors or all";
+    }
+  }
+  const std::string* cert = get("tls-cert");
+  const std::string* key = get("tls-key");
+  if ((cert == nullptr) != (key == nullptr))
+    return cert ? from("tls-cert") + " needs a key as well (tls-key)"
+                : from("tls-key") + " needs a certificate as well (tls-cert)";
+  if (cert) {
+    for (const auto& [name, path] : {std::pair{"tls-cert", cert}, std::pair{"tls-key", key}}) {
+      if (!std::ifstream(*path).good()) return from(name) + ": cannot read " + *path;
+    }
+    config.http.tls_cert_file = *cert;
+    config.http.tls_key_file = *key;
   }
   return "";
 }

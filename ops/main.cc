@@ -31,9 +31,7 @@ namespace crm {
 namespace {
 
 int serve(int argc, char** argv) {
-  auto flags = parse_flags(argc, argv, 2,
-                           {"data-dir", "listen", "partitions", "http-threads", "body-limit",
-                            "follow-up-rules", "digest-interval"});
+  auto flags = parse_flags(argc, argv, 2, kServeFlags);
   AppConfig config;
   std::string error = flags.error.empty() ? read_config(flags, config) : flags.error;
   if (!error.empty()) {
@@ -71,7 +69,7 @@ int serve(int argc, char** argv) {
   log_line("info", "serving",
            {{"listen", config.http.host + ":" + std::to_string(port)},
             {"data_dir", config.data_dir},
-            {"partitions", std::to_string(config.partitions)},
+            {"partitions", std::to_string(app.value()->log().partition_count())},
             {"http_threads", std::to_string(config.http.threads)}});
   app.value()->serve();
   app.value()->stop();
@@ -142,6 +140,8 @@ int main(int argc, char** argv) {
   if (command == "verify") return crm::verify_command(argc, argv);
   if (command == "export") return crm::export_command(argc, argv);
   if (command == "history") return crm::history_command(argc, argv);
+  if (command == "backup") return crm::backup_command(argc, argv);
+  if (command == "config") return crm::config_command(argc, argv);
   if (command == "version") {
     std::printf("crm 0.1.0 (writer version %u)\n", crm::kWriterVersion);
     return 0;

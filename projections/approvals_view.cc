@@ -26,6 +26,11 @@ std::vector<std::string> index_keys(const approval::InboxItem& item) {
   std::vector<std::string> keys;
   keys.push_back(index_prefix("approval_of_order", item.order_id()) + item.approval_id());
   if (item.state() != Approval::PENDING) return keys;
+  {
+    std::string by_due = index_prefix("approval_pending_by_due", "");
+    put_u64_be(by_due, static_cast<uint64_t>(std::max<int64_t>(0, timestamp_to_us(item.due_at()))));
+    keys.push_back(by_due + item.approval_id());
+  }
   if (item.approvers().empty()) {
     keys.push_back(index_prefix("approval_by_role", item.role()) + time_key(item));
   } else {
@@ -178,6 +183,22 @@ Result<approval::Inbox> list_inbox(Store& store, const std::string& principal_id
     *inbox.add_items() = std::move(item);
   }
   return inbox;
+}
+
+Result<PendingApprovals> count_pending_approvals(Store& store, int64_t now_us) {
+  PendingApprovals counts;
+  const std::string prefix = index_prefix("approval_pending_by_due", "");
+  std::unique_ptr<rocksdb::Iterator> it(
+      store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    ++counts.pending;
+    if (it->key().size() < prefix.size() + 8) continue;
+    // A step without a time limit has due 0: never overdue.
+    const uint64_t due = get_u64_be(std::string_view(it->key().data() + prefix.size(), 8));
+    if (due != 0 && static_cast<int64_t>(due) < now_us) ++counts.overdue;
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status());
+  return counts;
 }
 
 }  // namespace crm

@@ -30,4 +30,12 @@ Result<approval::Inbox> list_inbox(Store& store, const std::string& principal_id
                                    const std::vector<std::string>& principals, size_t page_size,
                                    const std::string& page_token, int64_t now_us);
 
+// How many approval steps are pending, and how many of them are past their time limit at
+// `now_us` (for metrics): a walk of one index, so O(pending steps).
+struct PendingApprovals {
+  uint64_t pending = 0;
+  uint64_t overdue = 0;
+};
+Result<PendingApprovals> count_pending_approvals(Store& store, int64_t now_us);
+
 }  // namespace crm

@@ -1,6 +1,7 @@
 #include "projections/tasks_view.h"
 
 #include <cstring>
+#include <memory>
 
 #include "aggregates/event_variant.h"
 #include "aggregates/task/task.h"
@@ -75,6 +76,22 @@ Result<task::TaskList> list_tasks(Store& store, const TaskFilter& filter, size_t
                (filter.due_before_us == 0 || timestamp_to_us(t.due_at()) < filter.due_before_us) &&
                (!filter.overdue_only || (t.overdue() && t.state() == task::OPEN));
       });
+}
+
+Result<OpenTasks> count_open_tasks(Store& store) {
+  auto count = [&](const std::string& prefix) -> Result<uint64_t> {
+    uint64_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it(
+        store.db()->NewIterator(rocksdb::ReadOptions(), store.family(Store::Family::kReadModels)));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) ++n;
+    if (!it->status().ok()) return from_rocksdb(it->status());
+    return n;
+  };
+  auto open = count(task_index("state", task::TaskState_Name(task::OPEN)));
+  if (!open.is_ok()) return open.status();
+  auto overdue = count(task_index("overdue", "OPEN"));
+  if (!overdue.is_ok()) return overdue.status();
+  return OpenTasks{open.value(), overdue.value()};
 }
 
 }  // namespace crm

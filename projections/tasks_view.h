@@ -31,4 +31,12 @@ struct TaskFilter {
 Result<task::TaskList> list_tasks(Store& store, const TaskFilter& filter, size_t page_size,
                                   const std::string& page_token);
 
+// How many tasks are open, and how many of those are overdue (for metrics): walks of two
+// indexes, so O(open tasks).
+struct OpenTasks {
+  uint64_t open = 0;
+  uint64_t overdue = 0;
+};
+Result<OpenTasks> count_open_tasks(Store& store);
+
 }  // namespace crm

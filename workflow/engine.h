@@ -48,6 +48,7 @@ class Engine {
 
   uint32_t partition_count() const { return log_.partition_count(); }
   size_t in_flight();
+  size_t queue_depth(uint32_t partition) { return processors_.at(partition)->queue_depth(); }
   EventLog& log() { return log_; }
   Store& store() { return store_; }
   const HandlerRegistry& handlers() const { return handlers_; }

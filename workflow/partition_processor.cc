@@ -29,6 +29,13 @@ std::string idempotency_table_key(const events::CommandEnvelope& command) {
   return key;
 }
 
+// The command's kind: the name of its body's field (register_customer, submit_order, …).
+std::string command_type(const events::CommandEnvelope& command) {
+  const auto* field = events::CommandEnvelope::descriptor()->FindFieldByNumber(
+      static_cast<int>(command.body_case()));
+  return field ? field->name() : "unknown";
+}
+
 std::future<CommandOutcome> ready(Status status) {
   std::promise<CommandOutcome> promise;
   CommandOutcome outcome;
@@ -84,8 +91,9 @@ Result<LoadedAggregate*> PartitionProcessor::load_working(
     const std::string& stream_id) {
   auto found = working.find(stream_id);
   if (found != working.end()) return &found->second;
-  if (auto* cached = cache_.find(stream_id))
-    return &working.emplace(stream_id, *cached).first->second;
+  auto* cached = cache_.find(stream_id);
+  if (options_.metrics) options_.metrics->aggregate_cache(cached != nullptr);
+  if (cached) return &working.emplace(stream_id, *cached).first->second;
   auto loaded = load_aggregate(store_, handler, stream_id);
   if (!loaded.is_ok()) return loaded.status();
   return &working.emplace(stream_id, std::move(loaded.value())).first->second;
@@ -116,11 +124,12 @@ std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope c
   }
   if (stopping_) return ready(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
+    if (options_.metrics) options_.metrics->command_done(command_type(command), "overloaded", 0);
     return ready(Status::resource_exhausted("partition " + std::to_string(partition_) + " has " +
                                             std::to_string(queue_.size()) +
                                             " commands in flight, its limit"));
   }
-  queue_.push_back(Pending{std::move(command), {}});
+  queue_.push_back(Pending{std::move(command), {}, std::chrono::steady_clock::now()});
   auto future = queue_.back().reply.get_future();
   lock.unlock();
   cv_.notify_one();
@@ -449,6 +458,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       for (size_t i = 0; i < batch.size(); ++i) {
         CommandOutcome outcome;
         outcome.status = stopped;
+        record(batch[i].command, outcome, batch[i].queued);
         batch[i].reply.set_value(std::move(outcome));
       }
       return;
@@ -490,7 +500,23 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       }
     }
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].reply.set_value(std::move(replies[i].outcome));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    record(batch[i].command, replies[i].outcome, batch[i].queued);
+    batch[i].reply.set_value(std::move(replies[i].outcome));
+  }
+}
+
+void PartitionProcessor::record(const events::CommandEnvelope& command,
+                                const CommandOutcome& outcome,
+                                std::chrono::steady_clock::time_point queued) {
+  if (!options_.metrics) return;
+  const char* result = !outcome.status.is_ok() ? "failed"
+                       : outcome.rejection     ? "rejected"
+                       : outcome.repeated      ? "repeated"
+                                               : "accepted";
+  options_.metrics->command_done(
+      command_type(command), result,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - queued).count());
 }
 
 }  // namespace crm

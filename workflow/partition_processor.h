@@ -10,6 +10,7 @@
 #include <google/protobuf/message.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -49,6 +50,7 @@ struct ProcessorOptions {
   int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
   FollowUpRules follow_ups;        // the parameters of the rules that open follow-up tasks
   uint64_t snapshot_every = 1000;  // events between snapshots of a stream; 0: none
+  Metrics* metrics = nullptr;      // commands by type and outcome, cache hits; none when null
 };
 
 // A loaded aggregate: its state and where its stream stands.
@@ -96,7 +98,10 @@ class PartitionProcessor {
   struct Pending {
     events::CommandEnvelope command;
     std::promise<CommandOutcome> reply;
+    std::chrono::steady_clock::time_point queued;
   };
+  void record(const events::CommandEnvelope& command, const CommandOutcome& outcome,
+              std::chrono::steady_clock::time_point queued);
   void run();
   void process(std::vector<Pending>& batch);
   // The stream's aggregate as this batch sees it: from the batch, the cache or the store.

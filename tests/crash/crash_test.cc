@@ -347,8 +347,9 @@ class CrashTest : public ::testing::Test {
                    testing::read_file(log_path_).c_str());
   }
 
-  // Runs the writers against `engine` and kills it under them; returns what they saw.
-  std::vector<WriterLog> write_and_kill(int cycle, EngineProcess& engine) {
+  // Runs the writers against `engine` and kills it under them (or, `graceful`, sends it SIGTERM
+  // and expects it to drain and exit 0); returns what they saw.
+  std::vector<WriterLog> write_and_kill(int cycle, EngineProcess& engine, bool graceful = false) {
     std::vector<WriterLog> logs(kWriters);
     std::atomic<bool> stop{false};
     std::atomic<size_t> acknowledged{0};
@@ -361,7 +362,11 @@ class CrashTest : public ::testing::Test {
     const size_t kill_after = kAcknowledgedBeforeKill + 100 * static_cast<size_t>(cycle);
     testing::wait_until([&] { return acknowledged.load() >= kill_after; },
                         std::chrono::duration_cast<std::chrono::milliseconds>(kWriteWindowMax));
-    engine.kill_now();
+    if (graceful) {
+      EXPECT_TRUE(engine.stop_gracefully());
+    } else {
+      engine.kill_now();
+    }
     stop = true;
     for (auto& writer : writers) writer.join();
     return logs;
@@ -518,6 +523,34 @@ class CrashTest : public ::testing::Test {
   std::string log_path_ = dir_.path() + "/crm-serve.log";
   std::vector<ExpectedCustomer> customers_;  // of every cycle
 };
+
+// SIGTERM under load: the engine stops taking requests, finishes the commands it took, and
+// exits 0; every write it acknowledged is there after a restart.
+TEST_F(CrashTest, SigtermUnderLoadDrainsAndLosesNoAcknowledgedWrite) {
+  const std::string data_dir = dir_.path() + "/data";
+  std::vector<WriterLog> logs;
+  {
+    EngineProcess engine(data_dir, log_path_);
+    ASSERT_TRUE(engine.start());
+    logs = write_and_kill(0, engine, /*graceful=*/true);
+  }
+  ASSERT_FALSE(HasFailure());
+  EngineProcess restarted(data_dir, log_path_);
+  ASSERT_TRUE(restarted.start());
+  auto client = new_client(restarted.port(), restarted.admin_token());
+  size_t acknowledged = 0;
+  for (auto& log : logs) {
+    for (const auto& message : log.unexpected) ADD_FAILURE() << "while writing: " << message;
+    for (auto& customer : log.customers) {
+      acknowledged += customer.registered;
+      customers_.push_back(std::move(customer));
+    }
+  }
+  ASSERT_GT(acknowledged, 0u) << "no write was acknowledged before SIGTERM";
+  expect_acknowledged_writes_survived(*client);
+  client.reset();
+  ASSERT_TRUE(restarted.stop_gracefully());
+}
 
 TEST_F(CrashTest, AcknowledgedWritesSurviveKillNineAndNoCommandIsHalfWritten) {
   const std::string data_dir = dir_.path() + "/data";
