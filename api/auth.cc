@@ -16,6 +16,16 @@ bool Caller::has_role(std::string_view role) const {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
 }
 
+namespace {
+
+// Approval roles are plain role names (API.md): any role but the read-only and machine ones.
+bool has_approval_role(const Caller& caller) {
+  return std::any_of(caller.roles.begin(), caller.roles.end(),
+                     [](const std::string& r) { return r != "auditor" && r != "integrator"; });
+}
+
+}  // namespace
+
 bool allows(const Caller& caller, Access access) {
   if (caller.has_role("admin")) return true;
   auto any_of = [&](std::initializer_list<std::string_view> roles) {
@@ -25,35 +35,86 @@ bool allows(const Caller& caller, Access access) {
     case Access::kCustomerWrite:
       return any_of({"clerk", "sales", "manager", "director", "integrator"});
     case Access::kCustomerRead:
-      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor"});
     case Access::kAuditRead:
+      return any_of({"auditor"});
+    case Access::kEventFeed:
       return any_of({"auditor", "integrator"});
     case Access::kAdministration:
       return false;
     case Access::kCatalogRead:
-      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor"});
     case Access::kCatalogWrite:
       return any_of({"pricing"});
     case Access::kOrderRead:
-      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor", "integrator"});
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor"});
     case Access::kOrderWrite:
       return any_of({"clerk", "sales", "manager", "director", "integrator"});
     case Access::kOrderFulfil:
       return any_of({"clerk", "integrator"});
     case Access::kPolicyRead:
-    case Access::kApprovals:
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor"}) ||
+             has_approval_role(caller);
+    case Access::kApprovals:  // the inbox and decisions: approvers, never auditors or integrators
     case Access::kDelegate:
-      return !caller.roles.empty();
+      return has_approval_role(caller);
     case Access::kPolicyWrite:
       return any_of({"director"});
     case Access::kPayment:
       return any_of({"clerk", "sales", "integrator"});
     case Access::kTaskRead:
-      return !caller.roles.empty();
+      return any_of({"clerk", "sales", "manager", "director", "pricing", "auditor"}) ||
+             has_approval_role(caller);
     case Access::kTaskWrite:
       return any_of({"clerk", "sales", "manager", "director", "integrator"});
   }
   return false;
+}
+
+bool CustomerScope::covers(const std::string& owner_id, const std::string& customer_team) const {
+  switch (kind) {
+    case Kind::kAll:
+      return true;
+    case Kind::kTeam:
+      if (!team.empty() && customer_team == team) return true;
+      [[fallthrough]];
+    case Kind::kOwn:
+      return !owner_id.empty() && owner_id == principal_id;
+  }
+  return false;
+}
+
+std::string CustomerScope::describe() const {
+  switch (kind) {
+    case Kind::kAll:
+      return "every customer";
+    case Kind::kTeam:
+      return "only customers of team '" + team + "' or owned by '" + principal_id + "'";
+    case Kind::kOwn:
+      return "only customers owned by '" + principal_id + "'";
+  }
+  return "";
+}
+
+CustomerScope customer_scope(const Caller& caller, Access access) {
+  CustomerScope scope;
+  scope.principal_id = caller.id;
+  scope.team = caller.team;
+  bool own = false, team = false;
+  for (const auto& role : caller.roles) {
+    if (!allows(Caller{caller.id, {role}, caller.team}, access)) continue;
+    if (role == "sales") {
+      own = true;
+    } else if (role == "manager") {
+      team = true;
+    } else {
+      return scope;  // every customer
+    }
+  }
+  scope.kind = team  ? CustomerScope::Kind::kTeam
+               : own ? CustomerScope::Kind::kOwn
+                     : CustomerScope::Kind::kAll;
+  return scope;
 }
 
 std::string acting_role(const Caller& caller, Access access) {

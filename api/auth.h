@@ -25,7 +25,8 @@ struct Caller {
 enum class Access {
   kCustomerRead,
   kCustomerWrite,
-  kAuditRead,       // raw streams and history of anything
+  kAuditRead,       // the audit lists and the hash-chain check: auditor
+  kEventFeed,       // raw streams (the event feed): auditor, integrator
   kAdministration,  // principals
   kCatalogRead,     // offers: every role
   kCatalogWrite,    // publish and retire offers: pricing
@@ -42,6 +43,21 @@ enum class Access {
 };
 
 bool allows(const Caller& caller, Access access);
+
+// Data permissions: the customers a caller may see and change through `access`. A caller whose
+// only roles granting it are `sales` sees the customers it owns; `manager`, those of its team
+// (and its own); any other role granting it, every customer.
+struct CustomerScope {
+  enum class Kind { kAll, kTeam, kOwn };
+  Kind kind = Kind::kAll;
+  std::string principal_id;
+  std::string team;
+  bool all() const { return kind == Kind::kAll; }
+  bool covers(const std::string& owner_id, const std::string& customer_team) const;
+  // "only customers it owns", for refusals.
+  std::string describe() const;
+};
+CustomerScope customer_scope(const Caller& caller, Access access);
 // The caller's role that grants `access` (the first such, in the principal's order), recorded
 // as the actor's role on the events the call writes; empty when none does.
 std::string acting_role(const Caller& caller, Access access);

@@ -88,6 +88,7 @@ void Server::add_customer_routes() {
   route("POST", "/v1/customers", Access::kCustomerWrite, [this](Call& call) {
     customer::RegisterCustomer body;
     if (!parse_body(call, &body)) return;
+    if (!scope_new_customer(call, body)) return;
     std::string key;
     if (!read_idempotency_key(call, &key)) return;
     std::string id = key.empty() ? ids_.next("cus_") : customer_id_for_key(call.caller.id, key);
@@ -128,6 +129,21 @@ void Server::add_customer_routes() {
     const std::string id = call.request.matches[1];
     customer::UpdateCustomer body;
     if (!parse_body(call, &body)) return;
+    if (!call.scope.all() && (body.has_owner_id() || body.has_team())) {
+      // A scoped caller may not hand a customer out of its own scope (a rep to another rep, a
+      // manager to another team): that is for whoever sees both.
+      auto loaded = engine_.read(kCustomerStream, id);
+      if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));
+      const auto& now = static_cast<const customer::Customer&>(*loaded->state);
+      const std::string owner = body.has_owner_id() ? body.owner_id() : now.owner_id();
+      const std::string team = body.has_team() ? body.team() : now.team();
+      if (loaded->version > 0 && !call.scope.covers(owner, team)) {
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' may see " + call.scope.describe() +
+                            ": it cannot hand customer '" + id + "' to owner '" + owner +
+                            "' of team '" + team + "'"));
+      }
+    }
     auto command = new_command(call, kCustomerStream, id, id);
     *command.mutable_update_customer() = std::move(body);
     auto outcome = execute(call, std::move(command));
@@ -162,6 +178,25 @@ void Server::add_customer_routes() {
     CustomerFilter filter;
     filter.owner_id = call.request.get_param_value("ownerId");
     filter.team = call.request.get_param_value("team");
+    // Data permissions: a rep lists its own customers, a manager its team's.
+    using Kind = CustomerScope::Kind;
+    const auto& scope = call.scope;
+    const bool team_scope = scope.kind == Kind::kTeam && !scope.team.empty();
+    if (!scope.all()) {
+      if (team_scope && !filter.team.empty() && filter.team != scope.team)
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' may list " + scope.describe() +
+                            ", not team '" + filter.team + "'"));
+      if (!team_scope && !filter.owner_id.empty() && filter.owner_id != scope.principal_id)
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' may list " + scope.describe() +
+                            ", not those of '" + filter.owner_id + "'"));
+      if (team_scope) {
+        filter.team = scope.team;
+      } else {
+        filter.owner_id = scope.principal_id;
+      }
+    }
     filter.region = call.request.get_param_value("region");
     filter.level = call.request.get_param_value("level");
     filter.stage = call.request.get_param_value("stage");
@@ -271,6 +306,12 @@ void Server::add_customer_routes() {
         e->set_rule("import.column_count");
         e->set_message("Expected " + std::to_string(columns.size()) + " cells, but the row has " +
                        std::to_string(cells.size()));
+      }
+      if (auto refusal = scope_refusal(call, body); !refusal.empty()) {
+        auto* e = row->add_errors();
+        e->set_field("ownerId");
+        e->set_rule("permission.scope");
+        e->set_message(refusal);
       }
       if (!row->errors().empty()) {
         row->set_status("REJECTED");

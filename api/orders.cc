@@ -70,6 +70,7 @@ void Server::add_order_routes() {
   route("POST", "/v1/orders", Access::kOrderWrite, [this](Call& call) {
     order::CreateOrder body;
     if (!parse_body(call, &body)) return;
+    if (!check_customer_scope(call, body.customer_id())) return;
     std::string key;
     if (!read_idempotency_key(call, &key)) return;
     const std::string id = key.empty() ? ids_.next("ord_") : order_id_for_key(call.caller.id, key);
@@ -235,6 +236,21 @@ void Server::add_order_routes() {
     OrderFilter filter;
     filter.customer_id = call.request.get_param_value("customerId");
     filter.owner_id = call.request.get_param_value("ownerId");
+    // Data permissions: a scoped caller lists one customer's orders, or those of customers it
+    // owns.
+    if (!call.scope.all()) {
+      if (!filter.customer_id.empty()) {
+        if (!check_customer_scope(call, filter.customer_id)) return;
+      } else if (filter.owner_id.empty() || filter.owner_id == call.caller.id) {
+        filter.owner_id = call.caller.id;
+      } else {
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' sees " + call.scope.describe() +
+                            ": list one customer's orders with customerId, or "
+                            "those of its own customers with ownerId=" +
+                            call.caller.id));
+      }
+    }
     filter.state = call.request.get_param_value("state");
     order::OrderState state;
     if (!filter.state.empty() && (!order::OrderState_Parse(filter.state, &state) ||

@@ -2,9 +2,14 @@
 
 #include <charconv>
 
+#include "aggregates/order/order.h"
+#include "aggregates/task/task.h"
 #include "api/json.h"
 #include "api/openapi_document.h"
 #include "events/codec.h"
+#include "order.pb.h"
+#include "task.pb.h"
+#include "workflow/aggregate_handler.h"
 
 namespace crm::api {
 namespace {
@@ -202,15 +207,19 @@ void Server::stop() {
 
 void Server::route(const std::string& method, const std::string& pattern, Access access,
                    Handler fn) {
-  auto wrapped = [this, access, fn = std::move(fn), route_name = route_template(pattern)](
+  const Resource resource = pattern.starts_with("/v1/customers/(") ? Resource::kCustomer
+                            : pattern.starts_with("/v1/orders/(")  ? Resource::kOrder
+                            : pattern.starts_with("/v1/tasks/(")   ? Resource::kTask
+                                                                   : Resource::kNone;
+  auto wrapped = [this, access, resource, fn = std::move(fn), route_name = route_template(pattern)](
                      const httplib::Request& request, httplib::Response& response) {
-    Call call{request, response, {}, {}, {}, {}};
+    Call call{request, response, {}, {}, {}, {}, {}};
     const auto started = std::chrono::steady_clock::now();
     call.request_id = request_id_of(request, ids_);
     call.correlation_id = request.get_header_value("X-Correlation-Id");
     if (!is_usable_id(call.correlation_id)) call.correlation_id = call.request_id;
     response.set_header("X-Request-Id", call.request_id);
-    authorize_and_run(call, access, fn);
+    authorize_and_run(call, access, resource, fn);
     log_request(call, route_name, started);
   };
   if (method == "GET")
@@ -225,7 +234,7 @@ void Server::route(const std::string& method, const std::string& pattern, Access
     http_->Delete(pattern, wrapped);
 }
 
-void Server::authorize_and_run(Call& call, Access access, const Handler& fn) {
+void Server::authorize_and_run(Call& call, Access access, Resource resource, const Handler& fn) {
   const httplib::Request& request = call.request;
   auto token = bearer_token(request);
   if (!token) {
@@ -244,7 +253,54 @@ void Server::authorize_and_run(Call& call, Access access, const Handler& fn) {
                                    request.method + " " + request.path));
   }
   call.acting_role = acting_role(call.caller, access);
+  call.scope = customer_scope(call.caller, access);
+  if (!call.scope.all() && resource != Resource::kNone) {
+    const std::string id = request.matches[1];
+    std::string customer_id = id;
+    if (resource != Resource::kCustomer) {
+      const bool order = resource == Resource::kOrder;
+      auto loaded = order ? engine_.read(kOrderStream, order::stream_id(id))
+                          : engine_.read(kTaskStream, task::stream_id(id));
+      if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));
+      customer_id = loaded->version == 0 ? ""
+                    : order ? static_cast<const order::Order&>(*loaded->state).customer_id()
+                            : static_cast<const task::Task&>(*loaded->state).customer_id();
+    }
+    if (!customer_id.empty() && !check_customer_scope(call, customer_id)) return;
+  }
   fn(call);
+}
+
+bool Server::check_customer_scope(Call& call, const std::string& customer_id) {
+  if (call.scope.all()) return true;
+  auto loaded = engine_.read(kCustomerStream, customer_id);
+  if (!loaded.is_ok()) {
+    reply_problem(call, problem_from(loaded.status()));
+    return false;
+  }
+  if (loaded->version == 0) return true;
+  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
+  if (call.scope.covers(c.owner_id(), c.team())) return true;
+  reply_problem(call, forbidden("Principal '" + call.caller.id + "' may see and change " +
+                                call.scope.describe() + "; customer '" + customer_id +
+                                "' is not one of them"));
+  return false;
+}
+
+std::string scope_refusal(const Call& call, customer::RegisterCustomer& body) {
+  if (call.scope.all()) return "";
+  if (body.owner_id().empty()) body.set_owner_id(call.caller.id);
+  if (body.team().empty()) body.set_team(call.caller.team);
+  if (call.scope.covers(body.owner_id(), body.team())) return "";
+  return "Principal '" + call.caller.id + "' may register " + call.scope.describe() +
+         ", not one owned by '" + body.owner_id() + "' of team '" + body.team() + "'";
+}
+
+bool Server::scope_new_customer(Call& call, customer::RegisterCustomer& body) {
+  auto refusal = scope_refusal(call, body);
+  if (refusal.empty()) return true;
+  reply_problem(call, forbidden(refusal));
+  return false;
 }
 
 void Server::log_request(const Call& call, const std::string& route,

@@ -17,6 +17,7 @@
 
 #include "api/auth.h"
 #include "api/problem.h"
+#include "customer.pb.h"
 #include "events/clock.h"
 #include "events/metrics.h"
 #include "projections/audit_view.h"
@@ -64,6 +65,7 @@ struct Call {
   std::string correlation_id;
   Caller caller;
   std::string acting_role;  // the caller's role that let this call through
+  CustomerScope scope;      // the customers this call may see and change
 };
 
 class Server {
@@ -86,8 +88,17 @@ class Server {
  private:
   using Handler = std::function<void(Call&)>;
   void route(const std::string& method, const std::string& pattern, Access access, Handler fn);
-  // Authentication and function permissions, then the handler.
-  void authorize_and_run(Call& call, Access access, const Handler& fn);
+  // What a route's first path parameter names, for data permissions.
+  enum class Resource { kNone, kCustomer, kOrder, kTask };
+  // Authentication, function permissions, data permissions on the resource the path names,
+  // then the handler.
+  void authorize_and_run(Call& call, Access access, Resource resource, const Handler& fn);
+  // Data permissions: false after a 403 when the customer exists and is outside the call's
+  // scope (a customer that does not exist is left to the handler's 404 or 422).
+  bool check_customer_scope(Call& call, const std::string& customer_id);
+  // A customer being registered by a scoped caller (sales, manager): owned by the caller and in
+  // its team unless it names others, which must be in its scope; false after a 403.
+  bool scope_new_customer(Call& call, customer::RegisterCustomer& body);
   void log_request(const Call& call, const std::string& route,
                    std::chrono::steady_clock::time_point started);
   void add_operations_routes();
@@ -164,6 +175,10 @@ bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* 
 
 // Whether the request's Content-Type is `expected` (lower case), parameters aside.
 bool has_media_type(const httplib::Request& request, std::string_view expected);
+
+// Why a scoped caller (sales, manager) may not register `body`, or "" when it may; fills in the
+// caller as owner and its team when the body names none.
+std::string scope_refusal(const Call& call, customer::RegisterCustomer& body);
 
 // Stream id of a customer registered with an idempotency key: the same key from the same
 // principal always names the same customer, so a retried registration finds its first result.

@@ -204,7 +204,7 @@ void Server::add_stream_routes() {
     overrides.overrides = true;
     reply_audit(call, overrides);
   });
-  route("GET", R"(/v1/streams/([^/]{1,200})/events)", Access::kAuditRead,
+  route("GET", R"(/v1/streams/([^/]{1,200})/events)", Access::kEventFeed,
         [this](Call& call) { reply_history(call, call.request.matches[1]); });
   // Tamper evidence: 200 with ok=false when the log was altered (the check itself succeeded).
   route("GET", "/v1/audit/verify", Access::kAuditRead, [this](Call& call) {

@@ -44,6 +44,7 @@ void Server::add_task_routes() {
         key.empty()
             ? ids_.next("task_")
             : "task_" + to_hex(sha256(call.caller.id + '\0' + "task" + '\0' + key)).substr(0, 32);
+    if (!body.customer_id().empty() && !check_customer_scope(call, body.customer_id())) return;
     const std::string partition = body.customer_id().empty() ? id : body.customer_id();
     auto command = new_command(call, kTaskStream, task::stream_id(id), partition);
     *command.mutable_create_task() = std::move(body);
@@ -116,6 +117,20 @@ void Server::add_task_routes() {
     filter.state = call.request.get_param_value("state");
     filter.customer_id = call.request.get_param_value("customerId");
     filter.order_id = call.request.get_param_value("orderId");
+    // Data permissions: a scoped caller lists one customer's tasks, or its own.
+    if (!call.scope.all()) {
+      if (!filter.customer_id.empty()) {
+        if (!check_customer_scope(call, filter.customer_id)) return;
+      } else if (filter.assignee.empty() || filter.assignee == call.caller.id) {
+        filter.assignee = call.caller.id;
+      } else {
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' sees " + call.scope.describe() +
+                            ": list one customer's tasks with customerId, or "
+                            "its own with assignee=" +
+                            call.caller.id));
+      }
+    }
     task::TaskState state;
     if (!filter.state.empty() &&
         (!task::TaskState_Parse(filter.state, &state) || state == task::TASK_STATE_UNSPECIFIED))

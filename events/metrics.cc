@@ -10,7 +10,7 @@ namespace {
 // Seconds, from 100 µs to 10 s: a command's durable reply, an fsync, an HTTP request.
 prometheus::Histogram::BucketBoundaries latency_buckets() {
   return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 }  // namespace
@@ -29,8 +29,8 @@ Metrics::Metrics()
                           .Name("crm_group_commit_batch_requests")
                           .Help("Durable write requests sharing one synced write")
                           .Register(registry_)
-                          .Add({}, prometheus::Histogram::BucketBoundaries{
-                                       1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024})),
+                          .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64,
+                                                                           128, 256, 512, 1024})),
       fsync_seconds_(prometheus::BuildHistogram()
                          .Name("crm_group_commit_write_seconds")
                          .Help("Duration of one synced write of the group commit (fsync included)")

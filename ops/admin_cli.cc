@@ -32,8 +32,7 @@ int backup_through_server(const std::string& directory, const Flags& flags) {
     std::ifstream in(token_file);
     std::getline(in, token);
     if (token.empty()) {
-      std::fprintf(stderr,
-                   "crm backup: no admin token: set CRM_TOKEN or --token-file (read %s)\n",
+      std::fprintf(stderr, "crm backup: no admin token: set CRM_TOKEN or --token-file (read %s)\n",
                    token_file.c_str());
       return 2;
     }
@@ -67,8 +66,7 @@ int backup_command(int argc, char** argv) {
   }
   // Relative to where the command runs; with --url that is only right on the engine's machine.
   const std::string directory = std::filesystem::absolute(argv[2]).lexically_normal().string();
-  const std::vector<std::string> known = {"data-dir", "partitions", "url", "token-file",
-                                          "ca-file"};
+  const std::vector<std::string> known = {"data-dir", "partitions", "url", "token-file", "ca-file"};
   Flags flags = parse_flags(argc, argv, 3, known);
   if (!flags.error.empty()) {
     std::fprintf(stderr, "crm backup: %s\n%s", flags.error.c_str(), kUsage);
@@ -110,7 +108,7 @@ int config_command(int argc, char** argv) {
   set("dataDir", config.data_dir);
   set("listen", config.http.host + ":" + std::to_string(config.http.port));
   set("partitions", config.partitions == 0 ? "the data directory's (8 when new)"
-                                            : std::to_string(config.partitions));
+                                           : std::to_string(config.partitions));
   set("httpThreads", std::to_string(config.http.threads));
   set("bodyLimit", std::to_string(config.http.body_bytes_max));
   set("inflightMax", std::to_string(config.processor.queue_max));

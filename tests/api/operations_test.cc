@@ -33,7 +33,7 @@ class Metrics : public ApiTest {};
 TEST_F(Metrics, CountCommandsRequestsAndGroupCommitsWithoutAToken) {
   register_customer(kMinimalCustomer);
   register_customer(kMinimalCustomer);
-  EXPECT_EQ(post("/v1/customers", R"({"name": "")").status, 400);  // cut short
+  EXPECT_EQ(post("/v1/customers", R"({"name": "")").status, 400);   // cut short
   EXPECT_EQ(post("/v1/customers", R"({"name": ""})").status, 422);  // refused by the rules
   auto anonymous = client_with("");
 
@@ -44,10 +44,12 @@ TEST_F(Metrics, CountCommandsRequestsAndGroupCommitsWithoutAToken) {
   const std::string& text = reply.body;
   EXPECT_EQ(sample(text, R"(crm_commands_total{outcome="accepted",type="register_customer"})"), 2)
       << text;
-  EXPECT_EQ(sample(text, R"(crm_http_requests_total{method="POST",route="/v1/customers",status="201"})"),
-            2);
-  EXPECT_EQ(sample(text, R"(crm_http_requests_total{method="POST",route="/v1/customers",status="400"})"),
-            1);
+  EXPECT_EQ(
+      sample(text, R"(crm_http_requests_total{method="POST",route="/v1/customers",status="201"})"),
+      2);
+  EXPECT_EQ(
+      sample(text, R"(crm_http_requests_total{method="POST",route="/v1/customers",status="400"})"),
+      1);
   EXPECT_GE(sample(text, "crm_group_commit_batch_requests_count"), 1);
   EXPECT_GE(sample(text, "crm_group_commit_write_seconds_count"), 1);
   EXPECT_EQ(sample(text, R"(crm_commands_total{outcome="rejected",type="register_customer"})"), 1);
@@ -164,8 +166,8 @@ TEST_F(Overload, BeyondThePartitionsBoundCommandsGet429WithRetryAfterAndNothingS
     std::vector<Request> requests;
     for (int i = 0; i < 32; ++i) {
       const std::string key = "burst-" + std::to_string(burst) + "-" + std::to_string(i);
-      requests.push_back({"POST", "/v1/customers", kMinimalCustomer, kJson,
-                          {{"Idempotency-Key", key}}});
+      requests.push_back(
+          {"POST", "/v1/customers", kMinimalCustomer, kJson, {{"Idempotency-Key", key}}});
     }
     auto replies = concurrently(requests);
     for (size_t i = 0; i < replies.size(); ++i) {
@@ -234,8 +236,9 @@ TEST_F(Backups, RefuseAnUsedOrRelativeDirectoryAndAnyoneButAdmins) {
   EXPECT_FALSE(std::filesystem::exists(target.path() + "/used/db"));
 
   const std::string auditor = token_with_roles("ada", R"("auditor")");
-  auto forbidden = as(auditor, {"POST", "/v1/admin/backups",
-                                R"({"directory": ")" + target.path() + R"(/new"})", kJson, {}});
+  auto forbidden = as(
+      auditor,
+      {"POST", "/v1/admin/backups", R"({"directory": ")" + target.path() + R"(/new"})", kJson, {}});
   EXPECT_EQ(forbidden.status, 403);
   EXPECT_FALSE(std::filesystem::exists(target.path() + "/new"));
 }

@@ -353,7 +353,7 @@ TEST_F(OrdersHttp, ListsByCustomerStateAndOwner) {
 
 TEST_F(OrdersHttp, RolesDecideWhoMayOrderAndWhoMayRecordFulfilment) {
   const auto auditor = token_with_roles("audrey", R"("auditor")");
-  const auto sales = token_with_roles("sam", R"("sales")");
+  const auto sales = token_with_roles("alice", R"("sales")");  // the customer's owner
   const auto network = token_with_roles("net", R"("integrator")");
   auto order = submitted_order();
   pay(order.id(), "DEPOSIT", 10000, "dep-roles");
