@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Only the tests need these: promtool (Debian's prometheus) checks /metrics, openssl makes the
-# TLS tests' certificate.
-test_packages=(prometheus openssl)
+# TLS tests' certificate, kcat is the independent Kafka client of the Kafka tests.
+test_packages=(prometheus openssl kcat)
 missing=()
 for p in "${test_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
