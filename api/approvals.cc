@@ -3,6 +3,7 @@
 // to the caller; the order judges them against the step (role, approvers, four eyes).
 #include <google/protobuf/empty.pb.h>
 
+#include <algorithm>
 #include <set>
 
 #include "aggregates/approval/policies.h"
@@ -147,6 +148,14 @@ void Server::add_approval_routes() {
     auto inbox = list_inbox(engine_.store(), call.caller.id, roles, principals, page_request->size,
                             page_request->token, now_us);
     if (!inbox.is_ok()) return reply_problem(call, problem_from(inbox.status()));
+    // Data permissions: a manager with a team sees its team's customers' steps. A page may then
+    // hold fewer items; its token still goes on.
+    auto& items = *inbox->mutable_items();
+    items.erase(std::remove_if(items.begin(), items.end(),
+                               [&](const auto& item) {
+                                 return !approver_in_scope(call, item.customer_id(), false);
+                               }),
+                items.end());
     reply(call, 200, inbox.value());
   });
 
@@ -166,6 +175,13 @@ void Server::add_approval_routes() {
     for (const auto& role : call.caller.roles) recipients.push_back("role:" + role);
     auto list = list_notifications(engine_.store(), recipients, page_request->size);
     if (!list.is_ok()) return reply_problem(call, problem_from(list.status()));
+    auto& items = *list->mutable_items();
+    items.erase(std::remove_if(items.begin(), items.end(),
+                               [&](const auto& item) {
+                                 return !approver_in_scope(call, customer_of_order(item.order_id()),
+                                                           false);
+                               }),
+                items.end());
     reply(call, 200, list.value());
   });
 
@@ -192,6 +208,7 @@ void Server::add_approval_routes() {
           if (loaded->version == 0)
             return reply_problem(call, not_found("No approval '" + approval_id + "'"));
           const auto& current = static_cast<const order::Order&>(*loaded->state);
+          if (!approver_in_scope(call, current.customer_id(), true)) return;
           body.set_approval_id(approval_id);
           for (const auto& role : call.caller.roles) body.add_roles(role);
           for (const auto& d : principals_.delegators_of(call.caller.id, clock_.now_us())) {

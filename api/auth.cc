@@ -89,6 +89,7 @@ std::string CustomerScope::describe() const {
     case Kind::kAll:
       return "every customer";
     case Kind::kTeam:
+      if (team.empty()) return "only customers owned by '" + principal_id + "' (it has no team)";
       return "only customers of team '" + team + "' or owned by '" + principal_id + "'";
     case Kind::kOwn:
       return "only customers owned by '" + principal_id + "'";
@@ -118,9 +119,19 @@ CustomerScope customer_scope(const Caller& caller, Access access) {
 }
 
 std::string acting_role(const Caller& caller, Access access) {
-  for (const auto& role : caller.roles)
-    if (allows(Caller{caller.id, {role}, caller.team}, access)) return role;
-  return {};
+  // The role whose reach the call has (customer_scope): one seeing every customer first, then
+  // manager, then sales, so the events name the role that let the call through.
+  std::string found;
+  int found_rank = 0;
+  for (const auto& role : caller.roles) {
+    if (!allows(Caller{caller.id, {role}, caller.team}, access)) continue;
+    const int rank = role == "sales" ? 1 : role == "manager" ? 2 : 3;
+    if (rank > found_rank) {
+      found = role;
+      found_rank = rank;
+    }
+  }
+  return found;
 }
 
 Status Principals::load(Store& store) {

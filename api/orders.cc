@@ -236,20 +236,16 @@ void Server::add_order_routes() {
     OrderFilter filter;
     filter.customer_id = call.request.get_param_value("customerId");
     filter.owner_id = call.request.get_param_value("ownerId");
-    // Data permissions: a scoped caller lists one customer's orders, or those of customers it
-    // owns.
+    // Data permissions: a scoped caller lists one customer's orders. (An order's ownerId is its
+    // customer's owner when it was created, which a reassignment leaves behind: the customer's
+    // current owner and team decide.)
     if (!call.scope.all()) {
-      if (!filter.customer_id.empty()) {
-        if (!check_customer_scope(call, filter.customer_id)) return;
-      } else if (filter.owner_id.empty() || filter.owner_id == call.caller.id) {
-        filter.owner_id = call.caller.id;
-      } else {
+      if (filter.customer_id.empty()) {
         return reply_problem(
             call, forbidden("Principal '" + call.caller.id + "' sees " + call.scope.describe() +
-                            ": list one customer's orders with customerId, or "
-                            "those of its own customers with ownerId=" +
-                            call.caller.id));
+                            ": list one customer's orders with customerId"));
       }
+      if (!check_customer_scope(call, filter.customer_id)) return;
     }
     filter.state = call.request.get_param_value("state");
     order::OrderState state;

@@ -104,6 +104,12 @@ Problem length_required(size_t limit_bytes) {
                   " bytes; bodies sent with Transfer-Encoding are not read");
 }
 
+Problem header_fields_too_large(size_t count_max, size_t bytes_max) {
+  return make(431, "header-fields-too-large", "Request header fields too large",
+              "Expected at most " + std::to_string(count_max) + " header fields of at most " +
+                  std::to_string(bytes_max) + " bytes together");
+}
+
 Problem unsupported_media_type(const std::string& expected) {
   return make(415, "unsupported-media-type", "Unsupported Content-Type",
               "Expected Content-Type " + expected);

@@ -23,6 +23,7 @@ Problem not_found(const std::string& detail);
 Problem payload_too_large(size_t limit_bytes);
 // A body sent without Content-Length (chunked), which this API does not read (411).
 Problem length_required(size_t limit_bytes);
+Problem header_fields_too_large(size_t count_max, size_t bytes_max);
 Problem unsupported_media_type(const std::string& expected);
 
 }  // namespace crm::api

@@ -97,6 +97,32 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
   // to close the connection, since the unread body is still on it.
   http_->set_pre_routing_handler(
       [this](const httplib::Request& request, httplib::Response& response) {
+        // httplib adds REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR and LOCAL_PORT to the fields.
+        size_t header_count = 0, header_bytes = 0;
+        for (const auto& [name, value] : request.headers) {
+          if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" ||
+              name == "LOCAL_PORT")
+            continue;
+          ++header_count;
+          header_bytes += name.size() + value.size();
+        }
+        if (header_count > options_.header_count_max || header_bytes > options_.header_bytes_max) {
+          response.status = 431;
+          response.set_header("Connection", "close");
+          Problem p = header_fields_too_large(options_.header_count_max, options_.header_bytes_max);
+          response.set_content(to_json(p), kProblemJson);
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        // httplib would inflate a compressed body without bound (1 MiB of gzip can become 1 GiB):
+        // bodies here are small, and sent as they are.
+        if (request.has_header("Content-Encoding") &&
+            request.get_header_value("Content-Encoding") != "identity") {
+          response.status = 415;
+          response.set_header("Connection", "close");
+          Problem p = unsupported_media_type("a body without Content-Encoding");
+          response.set_content(to_json(p), kProblemJson);
+          return httplib::Server::HandlerResponse::Handled;
+        }
         if (!request.has_header("Transfer-Encoding")) {
           // A request with neither Content-Length nor Transfer-Encoding has no body (RFC 9112
           // 6.3), but httplib would read one until the client closes the connection: `curl -X
@@ -191,6 +217,7 @@ void Server::serve() {
 }
 
 void Server::stop() {
+  stopping_ = true;
   if (http_->is_running()) {
     http_->stop();
   } else if (socket_t socket = listen_socket_.exchange(INVALID_SOCKET); socket != INVALID_SOCKET) {
@@ -219,7 +246,14 @@ void Server::route(const std::string& method, const std::string& pattern, Access
     call.correlation_id = request.get_header_value("X-Correlation-Id");
     if (!is_usable_id(call.correlation_id)) call.correlation_id = call.request_id;
     response.set_header("X-Request-Id", call.request_id);
-    authorize_and_run(call, access, resource, fn);
+    try {
+      authorize_and_run(call, access, resource, fn);
+    } catch (const std::exception&) {
+      reply_problem(call, problem_from(Status::internal("unexpected failure while handling the "
+                                                        "request")));
+    }
+    // Draining: answer, then close, so no keep-alive connection carries a request past stop.
+    if (stopping_) response.set_header("Connection", "close");
     log_request(call, route_name, started);
   };
   if (method == "GET")
@@ -257,18 +291,56 @@ void Server::authorize_and_run(Call& call, Access access, Resource resource, con
   if (!call.scope.all() && resource != Resource::kNone) {
     const std::string id = request.matches[1];
     std::string customer_id = id;
-    if (resource != Resource::kCustomer) {
-      const bool order = resource == Resource::kOrder;
-      auto loaded = order ? engine_.read(kOrderStream, order::stream_id(id))
-                          : engine_.read(kTaskStream, task::stream_id(id));
+    if (resource == Resource::kOrder) {
+      customer_id = customer_of_order(id);
+    } else if (resource == Resource::kTask) {
+      auto loaded = engine_.read(kTaskStream, task::stream_id(id));
       if (!loaded.is_ok()) return reply_problem(call, problem_from(loaded.status()));
-      customer_id = loaded->version == 0 ? ""
-                    : order ? static_cast<const order::Order&>(*loaded->state).customer_id()
-                            : static_cast<const task::Task&>(*loaded->state).customer_id();
+      const auto& t = static_cast<const task::Task&>(*loaded->state);
+      customer_id = loaded->version == 0 ? "" : t.customer_id();
+      if (customer_id.empty() && !t.order_id().empty())
+        customer_id = customer_of_order(t.order_id());
+      // A task about no customer is its assignee's (or its role queue's).
+      if (loaded->version > 0 && customer_id.empty() && t.assignee() != call.caller.id &&
+          (t.assignee_role().empty() || !call.caller.has_role(t.assignee_role()))) {
+        return reply_problem(
+            call, forbidden("Principal '" + call.caller.id + "' sees " + call.scope.describe() +
+                            " and its own tasks; task '" + id + "' is not one of them"));
+      }
     }
     if (!customer_id.empty() && !check_customer_scope(call, customer_id)) return;
   }
   fn(call);
+}
+
+std::string Server::customer_of_order(const std::string& order_id) {
+  auto loaded = engine_.read(kOrderStream, order::stream_id(order_id));
+  if (!loaded.is_ok() || loaded->version == 0) return "";
+  return static_cast<const order::Order&>(*loaded->state).customer_id();
+}
+
+bool Server::in_scope(const Call& call, const std::string& customer_id) {
+  if (call.scope.all() || customer_id.empty()) return true;
+  auto loaded = engine_.read(kCustomerStream, customer_id);
+  if (!loaded.is_ok() || loaded->version == 0) return true;
+  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
+  return call.scope.covers(c.owner_id(), c.team());
+}
+
+bool Server::approver_in_scope(Call& call, const std::string& customer_id, bool reply) {
+  const auto& scope = call.scope;
+  if (scope.kind != CustomerScope::Kind::kTeam || scope.team.empty() || customer_id.empty())
+    return true;
+  auto loaded = engine_.read(kCustomerStream, customer_id);
+  if (!loaded.is_ok() || loaded->version == 0) return true;
+  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
+  if (c.team().empty() || scope.covers(c.owner_id(), c.team())) return true;
+  if (reply) {
+    reply_problem(call, forbidden("Principal '" + call.caller.id + "' decides the approvals of " +
+                                  scope.describe() + "; customer '" + customer_id +
+                                  "' is of team '" + c.team() + "'"));
+  }
+  return false;
 }
 
 bool Server::check_customer_scope(Call& call, const std::string& customer_id) {

@@ -44,6 +44,9 @@ struct ServerOptions {
   int port = 8080;       // 0: any free port
   size_t threads = 256;  // = concurrent keep-alive connections served at once
   size_t body_bytes_max = 1u << 20;
+  // httplib refuses a header line over 8 KiB itself; these bound the fields together (431).
+  size_t header_count_max = 100;
+  size_t header_bytes_max = 64u << 10;
   std::chrono::milliseconds command_timeout{30000};
   std::chrono::milliseconds read_wait_max{5000};  // longest wait for ?minPosition=
   size_t import_rows_max = 10000;
@@ -96,6 +99,15 @@ class Server {
   // Data permissions: false after a 403 when the customer exists and is outside the call's
   // scope (a customer that does not exist is left to the handler's 404 or 422).
   bool check_customer_scope(Call& call, const std::string& customer_id);
+  // The same check without a reply, for filtering lists: true for a customer in scope or one
+  // that does not exist.
+  bool in_scope(const Call& call, const std::string& customer_id);
+  // Approvals follow the approval policy's routing (a step asks a role or names principals);
+  // data permissions narrow it only for a manager with a team, who decides the steps of its
+  // team's customers (and of customers with no team). False after a 403 when `reply`.
+  bool approver_in_scope(Call& call, const std::string& customer_id, bool reply);
+  // The customer an order belongs to ("" when there is no such order).
+  std::string customer_of_order(const std::string& order_id);
   // A customer being registered by a scoped caller (sales, manager): owned by the caller and in
   // its team unless it names others, which must be in its scope; false after a 403.
   bool scope_new_customer(Call& call, customer::RegisterCustomer& body);
@@ -167,7 +179,8 @@ class Server {
   std::mutex import_claims_mu_;                           // check-then-write of import claims
   std::mutex serving_mu_;
   std::condition_variable serving_cv_;
-  bool serving_ = false;  // serve() has not returned
+  bool serving_ = false;               // serve() has not returned
+  std::atomic<bool> stopping_{false};  // stop() began: replies close their connections
 };
 
 // Reads a whole decimal number in [min, max] (query parameters); false when `text` is not one.

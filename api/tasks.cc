@@ -3,6 +3,7 @@
 // its customer; commands on a task are routed by the customer read from its stored state.
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
 #include <set>
 
 #include "aggregates/task/task.h"
@@ -44,7 +45,11 @@ void Server::add_task_routes() {
         key.empty()
             ? ids_.next("task_")
             : "task_" + to_hex(sha256(call.caller.id + '\0' + "task" + '\0' + key)).substr(0, 32);
-    if (!body.customer_id().empty() && !check_customer_scope(call, body.customer_id())) return;
+    // Data permissions: the task's customer, or its order's.
+    const std::string about = body.customer_id().empty() && !body.order_id().empty()
+                                  ? customer_of_order(body.order_id())
+                                  : body.customer_id();
+    if (!about.empty() && !check_customer_scope(call, about)) return;
     const std::string partition = body.customer_id().empty() ? id : body.customer_id();
     auto command = new_command(call, kTaskStream, task::stream_id(id), partition);
     *command.mutable_create_task() = std::move(body);
@@ -118,16 +123,22 @@ void Server::add_task_routes() {
     filter.customer_id = call.request.get_param_value("customerId");
     filter.order_id = call.request.get_param_value("orderId");
     // Data permissions: a scoped caller lists one customer's tasks, or its own.
+    // Data permissions: a scoped caller lists one customer's tasks, a queue of one of its roles
+    // (the tasks of customers outside its scope left out), or its own.
+    bool filter_by_scope = false;
     if (!call.scope.all()) {
       if (!filter.customer_id.empty()) {
         if (!check_customer_scope(call, filter.customer_id)) return;
+      } else if (!filter.role.empty() && call.caller.has_role(filter.role)) {
+        filter_by_scope = true;
       } else if (filter.assignee.empty() || filter.assignee == call.caller.id) {
         filter.assignee = call.caller.id;
       } else {
         return reply_problem(
             call, forbidden("Principal '" + call.caller.id + "' sees " + call.scope.describe() +
-                            ": list one customer's tasks with customerId, or "
-                            "its own with assignee=" +
+                            ": list one customer's tasks with customerId, a "
+                            "queue of its own roles with role=, or its own "
+                            "with assignee=" +
                             call.caller.id));
       }
     }
@@ -154,6 +165,17 @@ void Server::add_task_routes() {
     if (!wait_for_min_position(call)) return;
     auto page = list_tasks(engine_.store(), filter, page_request->size, page_request->token);
     if (!page.is_ok()) return reply_problem(call, problem_from(page.status()));
+    if (filter_by_scope) {  // a page may then hold fewer items; its token still goes on
+      auto& items = *page->mutable_items();
+      items.erase(std::remove_if(items.begin(), items.end(),
+                                 [&](const task::Task& t) {
+                                   const std::string customer =
+                                       t.customer_id().empty() ? customer_of_order(t.order_id())
+                                                               : t.customer_id();
+                                   return !in_scope(call, customer);
+                                 }),
+                  items.end());
+    }
     reply(call, 200, page.value());
   });
 }

@@ -1,6 +1,7 @@
 #include "events/backup.h"
 
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 
 namespace crm {
@@ -12,11 +13,18 @@ Result<BackupResult> backup_data_dir(Store& store, const EventLog& log,
   if (directory.empty() || !target.is_absolute())
     return Status::invalid_argument("the backup directory must be an absolute path, not '" +
                                     directory + "'");
+  // One backup at a time: two into the same new directory must not both pass the check below.
+  static std::mutex one_at_a_time;
+  std::lock_guard lock(one_at_a_time);
   std::error_code error;
-  if (fs::exists(target, error)) {
+  const bool exists = fs::exists(target, error);
+  if (error) return Status::invalid_argument("cannot read " + directory + ": " + error.message());
+  if (exists) {
     if (!fs::is_directory(target, error))
       return Status::conflict(directory + " exists and is not a directory");
-    if (!fs::is_empty(target, error))
+    const bool empty = fs::is_empty(target, error);
+    if (error) return Status::invalid_argument("cannot read " + directory + ": " + error.message());
+    if (!empty)
       return Status::conflict(directory + " is not empty; a backup goes into a new directory");
   } else if (!fs::create_directories(target, error) && error) {
     return Status::invalid_argument("cannot create " + directory + ": " + error.message());

@@ -60,6 +60,10 @@ void Metrics::command_done(const std::string& type, const char* outcome, double 
   command_seconds_.Add({{"type", type}}, latency_buckets()).Observe(seconds);
 }
 
+void Metrics::command_refused(const std::string& type) {
+  commands_.Add({{"type", type}, {"outcome", "overloaded"}}).Increment();
+}
+
 void Metrics::group_commit(uint64_t requests, double seconds) {
   batch_requests_.Observe(static_cast<double>(requests));
   fsync_seconds_.Observe(seconds);

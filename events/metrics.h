@@ -24,6 +24,8 @@ class Metrics {
   // A command's outcome (accepted, rejected, repeated, failed, overloaded) and how long it took
   // from queueing to its durable reply.
   void command_done(const std::string& type, const char* outcome, double seconds);
+  // A command refused before it was queued (the partition's bound): counted, not timed.
+  void command_refused(const std::string& type);
   // One synced write of the group commit: how many durable requests shared it, how long it took.
   void group_commit(uint64_t requests, double seconds);
   void aggregate_cache(bool hit);

@@ -60,7 +60,7 @@ std::string log_key(uint32_t partition, uint64_t offset) {
 
 Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t partition_count) {
   if (partition_count > 4096)
-    return Status::invalid_argument("partition count must be between 1 and 4096");
+    return Status::invalid_argument("partition count must be between 1 and 4096 (0: as stored)");
   std::string stored;
   auto s = store.get(Store::Family::kMeta, kPartitionCountKey, &stored);
   if (s.is_ok()) {

@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <limits>
 
 #include "events/codec.h"
 #include "ops/logging.h"
@@ -69,12 +71,24 @@ Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions
 
 Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock, IdSource& ids) {
   std::unique_ptr<App> app(new App());
+  // A certificate that does not load stops the start before anything is written.
+  if (!config.http.tls_cert_file.empty()) {
+    httplib::SSLServer probe(config.http.tls_cert_file.c_str(), config.http.tls_key_file.c_str());
+    if (!probe.is_valid()) {
+      return Status::invalid_argument(
+          "the TLS certificate " + config.http.tls_cert_file + " or key " +
+          config.http.tls_key_file +
+          " cannot be loaded (PEM files, the key matching the certificate)");
+    }
+  }
   if (auto s = prepare_data_dir(config.data_dir); !s.is_ok()) return s;
   app->metrics_ = std::make_unique<Metrics>();
   StoreOptions store_options;
   store_options.metrics = app->metrics_.get();
   store_options.path = config.data_dir + "/db";
   store_options.sync_writes = config.sync_writes;
+  store_options.block_cache_bytes = config.block_cache_bytes;
+  store_options.memtable_bytes_max = config.memtable_bytes_max;
   store_options.idempotency_retention_us = config.processor.idempotency_retention_us;
   store_options.clock = &clock;
   auto store = Store::open(store_options);
@@ -135,12 +149,15 @@ void App::add_metric_collectors(const Clock& clock) {
     m.gauge("crm_principals", "Principals with a valid token").Set(principals_.size());
   });
   // Counting pending approvals and open tasks walks their indexes: at most every 10 s.
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>();
-  metrics_->add_collector([this, &clock, last](Metrics& m) {
-    const auto now = std::chrono::steady_clock::now();
-    if (*last != std::chrono::steady_clock::time_point() && now - *last < std::chrono::seconds(10))
-      return;
-    *last = now;
+  // Two scrapes at once: one of them counts, the other keeps the last counts.
+  auto last_us = std::make_shared<std::atomic<int64_t>>(std::numeric_limits<int64_t>::min());
+  metrics_->add_collector([this, &clock, last_us](Metrics& m) {
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+    int64_t last = last_us->load();
+    if (last != std::numeric_limits<int64_t>::min() && now_us - last < 10'000'000) return;
+    if (!last_us->compare_exchange_strong(last, now_us)) return;
     if (auto approvals = count_pending_approvals(*store_, clock.now_us()); approvals.is_ok()) {
       m.gauge("crm_approvals_pending", "Approval steps waiting for a decision")
           .Set(static_cast<double>(approvals->pending));
@@ -188,6 +205,8 @@ Status App::ensure_admin(const AppConfig& config, const Clock& clock, IdSource& 
 }
 
 void App::stop() {
+  // A second caller (the signal thread and main) waits until the first has finished.
+  std::lock_guard lock(stop_mu_);
   if (stopped_.exchange(true)) return;
   if (server_) server_->stop();
   if (engine_) engine_->shutdown();

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "api/server.h"
@@ -25,6 +26,9 @@ struct AppConfig {
   api::ServerOptions http;
   ProcessorOptions processor;
   bool sync_writes = true;
+  // Memory: RocksDB's block cache, and its memtables (charged to the block cache).
+  size_t block_cache_bytes = StoreOptions().block_cache_bytes;
+  size_t memtable_bytes_max = StoreOptions().memtable_bytes_max;
   std::chrono::milliseconds timer_interval{1000};        // how often due timers are looked for
   std::chrono::milliseconds digest_interval{3'600'000};  // the log's digest; 0: never
 };
@@ -66,6 +70,7 @@ class App {
   api::Principals principals_;
   std::unique_ptr<api::Server> server_;
   std::string admin_token_;  // only when created by this start
+  std::mutex stop_mu_;
   std::atomic<bool> stopped_{false};
 };
 

@@ -29,6 +29,8 @@ const char kUsage[] =
     "           --inflight-max N (4096: queued commands a partition holds; beyond, 429)\n"
     "           --tls-cert FILE --tls-key FILE (PEM: serve HTTPS instead of HTTP)\n"
     "           --log-requests none|errors|all (errors: one JSON line per 4xx/5xx reply)\n"
+    "           --cache-entries N (100000: aggregates kept in memory, in all)\n"
+    "           --block-cache-mb N (256)  --memtable-mb N (256, charged to the block cache)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -50,10 +52,10 @@ const char kUsage[] =
     "Every flag may also come from the environment (CRM_ and the flag's name in upper case,\n"
     "e.g. CRM_DATA_DIR): the command line wins over the environment, which wins over --config.\n";
 
-const std::vector<std::string> kServeFlags = {"config",       "data-dir",        "listen",
-                                              "partitions",   "http-threads",    "body-limit",
-                                              "inflight-max", "follow-up-rules", "digest-interval",
-                                              "tls-cert",     "tls-key",         "log-requests"};
+const std::vector<std::string> kServeFlags = {
+    "config",     "data-dir",     "listen",          "partitions",      "http-threads",
+    "body-limit", "inflight-max", "follow-up-rules", "digest-interval", "tls-cert",
+    "tls-key",    "log-requests", "cache-entries",   "block-cache-mb",  "memtable-mb"};
 
 namespace {
 
@@ -72,7 +74,10 @@ const std::map<std::string, std::string>& environment_names() {
       {"digest-interval", "CRM_DIGEST_INTERVAL"},
       {"tls-cert", "CRM_TLS_CERT"},
       {"tls-key", "CRM_TLS_KEY"},
-      {"log-requests", "CRM_LOG_REQUESTS"}};
+      {"log-requests", "CRM_LOG_REQUESTS"},
+      {"cache-entries", "CRM_CACHE_ENTRIES"},
+      {"block-cache-mb", "CRM_BLOCK_CACHE_MB"},
+      {"memtable-mb", "CRM_MEMTABLE_MB"}};
   return names;
 }
 
@@ -99,7 +104,7 @@ std::string setting_text(const std::string& key, const google::protobuf::Value& 
     case Value::kNumberValue: {
       const double number = value.number_value();
       if (number < 0 || number > 9.0e15 || std::floor(number) != number) {
-        *error = "key '" + key + "' must be a whole number";
+        *error = "key '" + key + "' must be a whole number, 0 or more";
         return "";
       }
       return std::to_string(static_cast<uint64_t>(number));
@@ -245,6 +250,20 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     if (!parse_number(*v, 1, 1000000, &number)) return from("inflight-max") + " must be 1..1000000";
     config.processor.queue_max = number;
   }
+  if (auto* v = get("cache-entries")) {
+    if (!parse_number(*v, 1, 100000000, &number))
+      return from("cache-entries") + " must be 1..100000000";
+    config.processor.cache_entries_max = number;
+  }
+  if (auto* v = get("block-cache-mb")) {
+    if (!parse_number(*v, 8, 1u << 20, &number))
+      return from("block-cache-mb") + " must be 8..1048576";
+    config.block_cache_bytes = number << 20;
+  }
+  if (auto* v = get("memtable-mb")) {
+    if (!parse_number(*v, 8, 1u << 20, &number)) return from("memtable-mb") + " must be 8..1048576";
+    config.memtable_bytes_max = number << 20;
+  }
   if (auto* v = get("digest-interval")) {
     auto seconds = approval::parse_duration_s(*v);
     if (*v == "none") {
@@ -282,8 +301,9 @@ std::string read_config(const Flags& flags, AppConfig& config) {
   const std::string* cert = get("tls-cert");
   const std::string* key = get("tls-key");
   if ((cert == nullptr) != (key == nullptr))
-    return cert ? from("tls-cert") + " needs a key as well (tls-key)"
-                : from("tls-key") + " needs a certificate as well (tls-cert)";
+    return cert ? from("tls-cert") + " needs a key as well (--tls-key, CRM_TLS_KEY or tlsKey)"
+                : from("tls-key") +
+                      " needs a certificate as well (--tls-cert, CRM_TLS_CERT or tlsCert)";
   if (cert) {
     for (const auto& [name, path] : {std::pair{"tls-cert", cert}, std::pair{"tls-key", key}}) {
       if (!std::ifstream(*path).good()) return from(name) + ": cannot read " + *path;

@@ -24,7 +24,17 @@ void log_line(const std::string& level, const std::string& message,
   (*line.mutable_fields())["message"].set_string_value(message);
   for (const auto& [key, value] : fields) (*line.mutable_fields())[key].set_string_value(value);
   std::string out;
-  if (!google::protobuf::util::MessageToJsonString(line, &out).ok()) out = message;
+  if (!google::protobuf::util::MessageToJsonString(line, &out).ok()) {
+    // Only text that is not UTF-8 (a request path with %ff, say) fails: keep the line, with
+    // every byte outside ASCII as '?'.
+    for (auto& [key, value] : *line.mutable_fields()) {
+      std::string text = value.string_value();
+      for (char& c : text)
+        if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+      value.set_string_value(text);
+    }
+    if (!google::protobuf::util::MessageToJsonString(line, &out).ok()) out = message;
+  }
   static std::mutex mu;
   std::lock_guard lock(mu);
   std::fprintf(stderr, "%s\n", out.c_str());

@@ -2,6 +2,8 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
+
 #include "aggregates/audit/digests.h"
 #include "events/codec.h"
 #include "workflow/router.h"
@@ -16,9 +18,12 @@ Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
       ids_(ids),
       handlers_(options.follow_ups),
       reference_(store, handlers_) {
+  // The cache bound is the engine's: shared out among the partitions.
+  ProcessorOptions each = options;
+  each.cache_entries_max = std::max<size_t>(1, options.cache_entries_max / log.partition_count());
   for (uint32_t p = 0; p < log.partition_count(); ++p) {
     processors_.push_back(std::make_unique<PartitionProcessor>(p, log, store, handlers_, reference_,
-                                                               clock, ids, options));
+                                                               clock, ids, each));
   }
 }
 

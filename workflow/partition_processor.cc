@@ -124,7 +124,7 @@ std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope c
   }
   if (stopping_) return ready(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
-    if (options_.metrics) options_.metrics->command_done(command_type(command), "overloaded", 0);
+    if (options_.metrics) options_.metrics->command_refused(command_type(command));
     return ready(Status::resource_exhausted("partition " + std::to_string(partition_) + " has " +
                                             std::to_string(queue_.size()) +
                                             " commands in flight, its limit"));

@@ -44,9 +44,9 @@ struct CommandOutcome {
 };
 
 struct ProcessorOptions {
-  size_t queue_max = 4096;  // queued commands beyond this are refused (429)
-  size_t batch_max = 512;   // commands per atomic step
-  size_t cache_entries_max = 100000;
+  size_t queue_max = 4096;            // queued commands beyond this are refused (429)
+  size_t batch_max = 512;             // commands per atomic step
+  size_t cache_entries_max = 100000;  // aggregates kept in memory (the Engine's: all partitions)
   int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
   FollowUpRules follow_ups;        // the parameters of the rules that open follow-up tasks
   uint64_t snapshot_every = 1000;  // events between snapshots of a stream; 0: none

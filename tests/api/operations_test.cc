@@ -77,7 +77,7 @@ TEST_F(Metrics, PassPromtoolCheck) {
     std::ofstream out(path);
     out << reply.body;
   }
-  // promtool comes with Debian's prometheus package, which ops/build.sh installs.
+  // promtool comes with Debian's prometheus package, which ops/test.sh installs.
   auto checked = testing::run_command("promtool check metrics < " + path);
   EXPECT_EQ(checked.exit_code, 0) << checked.output;
 }
@@ -187,6 +187,32 @@ TEST_F(Overload, BeyondThePartitionsBoundCommandsGet429WithRetryAfterAndNothingS
   auto text = get("/metrics").body;
   EXPECT_GE(sample(text, R"(crm_commands_total{outcome="overloaded",type="register_customer"})"),
             1);
+}
+
+class Limits : public ApiTest {};
+
+TEST_F(Limits, TooManyOrTooLargeHeadersAreRefusedWithAProblem) {
+  httplib::Headers many;
+  for (int i = 0; i < 120; ++i) many.emplace("X-Field-" + std::to_string(i), "v");
+  auto counted = get("/v1/customers", many);
+  EXPECT_EQ(counted.status, 431) << counted.body;
+  EXPECT_EQ(counted.header("Content-Type"), kProblemJson);
+  EXPECT_THAT(counted.body, HasSubstr("at most 100 header fields"));
+
+  httplib::Headers large;
+  for (int i = 0; i < 10; ++i)
+    large.emplace("X-Large-" + std::to_string(i), std::string(8000, 'a'));
+  EXPECT_EQ(get("/v1/customers", large).status, 431);
+
+  auto long_line = get("/v1/customers", {{"X-Long", std::string(9000, 'a')}});
+  EXPECT_EQ(long_line.status, 400) << long_line.body;
+  EXPECT_EQ(long_line.header("Content-Type"), kProblemJson);
+  // A compressed body is refused unread: httplib would inflate it without a bound.
+  auto compressed = call(
+      {"POST", "/v1/customers", std::string("\x1f\x8b", 2), kJson, {{"Content-Encoding", "gzip"}}});
+  EXPECT_EQ(compressed.status, 415) << compressed.body;
+  // The server still answers.
+  EXPECT_EQ(get("/v1/customers").status, 200);
 }
 
 class Backups : public ApiTest {};

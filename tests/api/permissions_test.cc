@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "approval.pb.h"
 #include "order.pb.h"
 #include "task.pb.h"
 #include "tests/api/api_fixture.h"
@@ -21,23 +22,24 @@ Request req(std::string method, std::string path, std::string body = "",
   return {std::move(method), std::move(path), std::move(body), std::move(content_type), {}};
 }
 
-const std::vector<std::string> kRoles = {"clerk",   "sales",      "manager", "director",
-                                         "pricing", "auditor",    "integrator", "admin"};
+const std::vector<std::string> kRoles = {"clerk",   "sales",   "manager",    "director",
+                                         "pricing", "auditor", "integrator", "admin"};
 
 class Permissions : public ApiTest {
  protected:
   void SetUp() override {
     ApiTest::SetUp();
     for (const auto& role : kRoles) {
-      auto reply = put("/v1/principals/p-" + role,
-                       R"({"roles": [")" + role + R"("], "team": "north"})");
+      auto reply =
+          put("/v1/principals/p-" + role, R"({"roles": [")" + role + R"("], "team": "north"})");
       ASSERT_EQ(reply.status, 201) << reply.body;
       tokens_[role] = parse_json<principal::PrincipalView>(reply.body).token();
     }
     // Owned by the sales principal, in the manager's team: data permissions let every role in.
-    customer_ = register_customer(
-                    R"({"name": "Acme", "kind": "ENTERPRISE", "ownerId": "p-sales", "team": "north"})")
-                    .id();
+    customer_ =
+        register_customer(
+            R"({"name": "Acme", "kind": "ENTERPRISE", "ownerId": "p-sales", "team": "north"})")
+            .id();
     auto created = post("/v1/orders", R"({"customerId": ")" + customer_ + R"("})");
     ASSERT_EQ(created.status, 201) << created.body;
     order_ = parse_json<order::Order>(created.body).id();
@@ -68,22 +70,29 @@ TEST_F(Permissions, EveryRoleAgainstEveryRouteGroup) {
       {"customer write", req("PATCH", "/v1/customers/" + c, R"({"region": "r1"})"),
        with(staff, {"integrator"})},
       {"catalog read", req("GET", "/v1/catalog/offers"), with(staff, {"pricing", "auditor"})},
-      {"catalog write", req("PUT", "/v1/catalog/offers/X", R"({"name": ""})"), {"pricing", "admin"}},
+      {"catalog write",
+       req("PUT", "/v1/catalog/offers/X", R"({"name": ""})"),
+       {"pricing", "admin"}},
       {"order read", req("GET", "/v1/orders/" + order_), with(staff, {"pricing", "auditor"})},
       {"order list", req("GET", "/v1/orders?customerId=" + c), with(staff, {"pricing", "auditor"})},
       {"order write", req("POST", "/v1/orders", R"({"customerId": ")" + c + R"("})"),
        with(staff, {"integrator"})},
-      {"payments", req("POST", "/v1/orders/" + order_ + "/payments", R"({"kind": "DEPOSIT"})"),
+      {"payments",
+       req("POST", "/v1/orders/" + order_ + "/payments", R"({"kind": "DEPOSIT"})"),
        {"clerk", "sales", "integrator", "admin"}},
       {"policy read", req("GET", "/v1/approval-policies"), with(staff, {"pricing", "auditor"})},
-      {"policy write", req("PUT", "/v1/approval-policies/p", R"({"rules": []})"),
+      {"policy write",
+       req("PUT", "/v1/approval-policies/p", R"({"rules": []})"),
        {"director", "admin"}},
       {"approval inbox", req("GET", "/v1/approvals"), with(staff, {"pricing"})},
       {"task read", req("GET", "/v1/tasks?customerId=" + c), with(staff, {"pricing", "auditor"})},
       {"task write",
-       req("POST", "/v1/tasks", R"({"customerId": ")" + c + R"(", "subject": "s", "dueAt": "2999-01-01T00:00:00Z"})"),
+       req("POST", "/v1/tasks",
+           R"({"customerId": ")" + c + R"(", "subject": "s", "dueAt": "2999-01-01T00:00:00Z"})"),
        with(staff, {"integrator"})},
-      {"event feed", req("GET", "/v1/streams/" + c + "/events"), {"auditor", "integrator", "admin"}},
+      {"event feed",
+       req("GET", "/v1/streams/" + c + "/events"),
+       {"auditor", "integrator", "admin"}},
       {"audit lists", req("GET", "/v1/audit/decisions"), {"auditor", "admin"}},
       {"audit verify", req("GET", "/v1/audit/verify?streamId=" + c), {"auditor", "admin"}},
       {"principals", req("GET", "/v1/principals/p-clerk"), {"admin"}},
@@ -99,8 +108,8 @@ TEST_F(Permissions, EveryRoleAgainstEveryRouteGroup) {
           << probe.request.path << "): " << reply.status << " " << reply.body;
     }
     // One's own delegation: every role that can be asked to approve.
-    auto delegation = call(req("PUT", "/v1/delegations/p-" + role, R"({"delegateTo": ""})"),
-                           client.get());
+    auto delegation =
+        call(req("PUT", "/v1/delegations/p-" + role, R"({"delegateTo": ""})"), client.get());
     EXPECT_EQ(delegation.status == 403, role == "auditor" || role == "integrator")
         << role << " on its delegation: " << delegation.status << " " << delegation.body;
   }
@@ -121,8 +130,8 @@ class DataPermissions : public ApiTest {
                 .id();
   }
   std::string token_for(const std::string& id, const std::string& role, const std::string& team) {
-    auto reply = put("/v1/principals/" + id,
-                     R"({"roles": [")" + role + R"("], "team": ")" + team + R"("})");
+    auto reply =
+        put("/v1/principals/" + id, R"({"roles": [")" + role + R"("], "team": ")" + team + R"("})");
     EXPECT_EQ(reply.status, 201) << reply.body;
     return parse_json<principal::PrincipalView>(reply.body).token();
   }
@@ -146,7 +155,7 @@ TEST_F(DataPermissions, ARepSeesAndChangesOnlyItsOwnCustomers) {
   EXPECT_EQ(as(rep_a_, req("GET", "/v1/customers/" + of_b_ + "/history")).status, 403);
   EXPECT_EQ(as(rep_a_, req("PATCH", "/v1/customers/" + of_b_, R"({"region": "x"})")).status, 403);
   EXPECT_EQ(as(rep_a_, req("POST", "/v1/customers/" + of_b_ + "/contacts",
-                        R"({"name": "C", "role": "USER"})"))
+                           R"({"name": "C", "role": "USER"})"))
                 .status,
             403);
   EXPECT_EQ(get_customer(of_b_).region(), "");  // nothing changed
@@ -163,16 +172,16 @@ TEST_F(DataPermissions, ARepRegistersCustomersItOwnsAndCannotHandThemOver) {
   EXPECT_EQ(registered.team(), "north");
 
   auto theirs = as(rep_a_, req("POST", "/v1/customers",
-                            R"({"name": "Theirs", "kind": "INDIVIDUAL", "ownerId": "rep-b"})"));
+                               R"({"name": "Theirs", "kind": "INDIVIDUAL", "ownerId": "rep-b"})"));
   EXPECT_EQ(theirs.status, 403) << theirs.body;
   auto handed = as(rep_a_, req("PATCH", "/v1/customers/" + of_a_, R"({"ownerId": "rep-b"})"));
   EXPECT_EQ(handed.status, 403) << handed.body;
   EXPECT_EQ(get_customer(of_a_).owner_id(), "rep-a");
 
   // A CSV row naming another owner is refused with its reason; the rest are imported.
-  auto imported = as(rep_a_, req("POST", "/v1/customers:import",
-                              "name,kind,ownerId\nMine,INDIVIDUAL,\nTheirs,INDIVIDUAL,rep-b\n",
-                              "text/csv"));
+  auto imported =
+      as(rep_a_, req("POST", "/v1/customers:import",
+                     "name,kind,ownerId\nMine,INDIVIDUAL,\nTheirs,INDIVIDUAL,rep-b\n", "text/csv"));
   ASSERT_EQ(imported.status, 200) << imported.body;
   auto result = parse_json<api::ImportResult>(imported.body);
   EXPECT_EQ(result.created(), 1u);
@@ -210,15 +219,74 @@ TEST_F(DataPermissions, OrdersAndTasksFollowTheirCustomer) {
             403);
   EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders?customerId=" + of_b_)).status, 403);
   EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders?ownerId=rep-b")).status, 403);
-  EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders")).status, 200);  // its own customers' orders
+  EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders")).status, 403);  // one customer's, by name
   EXPECT_EQ(as(rep_a_, req("GET", "/v1/tasks/" + task_b)).status, 403);
   EXPECT_EQ(as(rep_a_, req("GET", "/v1/tasks?customerId=" + of_b_)).status, 403);
-  EXPECT_EQ(as(rep_a_, req("POST", "/v1/tasks", R"({"customerId": ")" + of_b_ +
-                                                 R"(", "subject": "s", "dueAt": "2999-01-01T00:00:00Z"})"))
+  EXPECT_EQ(as(rep_a_, req("POST", "/v1/tasks",
+                           R"({"customerId": ")" + of_b_ +
+                               R"(", "subject": "s", "dueAt": "2999-01-01T00:00:00Z"})"))
                 .status,
             403);
+  // A task about the order alone follows the order's customer.
+  EXPECT_EQ(as(rep_a_, req("POST", "/v1/tasks",
+                           R"({"orderId": ")" + order_b +
+                               R"(", "subject": "s", "dueAt": "2999-01-01T00:00:00Z",
+                                  "assignee": "rep-a"})"))
+                .status,
+            403);
+  auto listed_b = as(rep_b_, req("GET", "/v1/orders?customerId=" + of_b_));
+  ASSERT_EQ(listed_b.status, 200);
+  EXPECT_THAT(listed_b.body, HasSubstr(order_b));
   EXPECT_EQ(as(rep_b_, req("GET", "/v1/orders/" + order_b)).status, 200);
   EXPECT_EQ(as(rep_b_, req("GET", "/v1/tasks/" + task_b)).status, 200);
+}
+
+TEST_F(DataPermissions, AReassignedCustomerMovesWithItsOrdersToTheNewOwner) {
+  auto created = post("/v1/orders", R"({"customerId": ")" + of_a_ + R"("})");
+  ASSERT_EQ(created.status, 201);
+  const std::string order = parse_json<order::Order>(created.body).id();
+  ASSERT_EQ(patch("/v1/customers/" + of_a_, R"({"ownerId": "rep-b", "team": "south"})").status,
+            200);
+
+  EXPECT_EQ(as(rep_a_, req("GET", "/v1/customers/" + of_a_)).status, 403);
+  EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders/" + order)).status, 403);
+  EXPECT_EQ(as(rep_a_, req("GET", "/v1/orders?customerId=" + of_a_)).status, 403);
+  EXPECT_EQ(as(rep_b_, req("GET", "/v1/customers/" + of_a_)).status, 200);
+  EXPECT_EQ(as(rep_b_, req("GET", "/v1/orders/" + order)).status, 200);
+  EXPECT_EQ(as(manager_, req("GET", "/v1/customers/" + of_a_)).status, 403);  // left north
+}
+
+TEST_F(DataPermissions, AManagerDecidesOnlyItsTeamsApprovals) {
+  ASSERT_EQ(put("/v1/catalog/offers/LINE", R"({"name": "Line", "kind": "SINGLE", "pricingPlans":
+                [{"id": "std", "kind": "STANDARD",
+                  "recurring": {"amountMinor": 2900, "currency": "CNY"}}]})")
+                .status,
+            201);
+  ASSERT_EQ(put("/v1/approval-policies/all",
+                R"({"rules": [{"name": "every order", "steps": [{"role": "manager"}]}]})")
+                .status,
+            201);
+  const std::string south_manager = token_for("mgr-s", "manager", "south");
+  auto created = post("/v1/orders", R"({"customerId": ")" + of_b_ + R"("})");
+  ASSERT_EQ(created.status, 201);
+  const std::string order = parse_json<order::Order>(created.body).id();
+  ASSERT_EQ(post("/v1/orders/" + order + "/items", R"({"offerId": "LINE"})").status, 201);
+  auto submitted = post("/v1/orders/" + order + ":submit", "");
+  ASSERT_EQ(submitted.status, 200) << submitted.body;
+  list();  // the read models hold the step
+
+  auto north_inbox = as(manager_, req("GET", "/v1/approvals"));
+  ASSERT_EQ(north_inbox.status, 200);
+  EXPECT_EQ(parse_json<approval::Inbox>(north_inbox.body).items_size(), 0) << north_inbox.body;
+  auto south_inbox = as(south_manager, req("GET", "/v1/approvals"));
+  ASSERT_EQ(south_inbox.status, 200);
+  EXPECT_EQ(parse_json<approval::Inbox>(south_inbox.body).items_size(), 1) << south_inbox.body;
+
+  const std::string decide = "/v1/approvals/" + order + ".1.1:decide";
+  auto refused = as(manager_, req("POST", decide, R"({"decision": "APPROVE"})"));
+  EXPECT_EQ(refused.status, 403) << refused.body;
+  auto decided = as(south_manager, req("POST", decide, R"({"decision": "APPROVE"})"));
+  EXPECT_EQ(decided.status, 200) << decided.body;
 }
 
 TEST_F(DataPermissions, AnAuditorReadsEverythingAndWritesNothingAnIntegratorOnlyCommandsAndFeed) {

@@ -93,7 +93,9 @@ TEST_F(OperationsCli, BackupOfAStoppedEngineStartsAndKeepsEveryWrite) {
                                        "application/json");
     ASSERT_TRUE(reply);
     ASSERT_EQ(reply->status, 201) << reply->body;
-    customer = reply->body.substr(reply->body.find("cus_"), 36);
+    const auto at = reply->body.find("cus_");
+    ASSERT_NE(at, std::string::npos) << reply->body;
+    customer = reply->body.substr(at, 36);
   }
   const std::string copy = dir_.path() + "/copy";
 
