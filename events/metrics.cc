@@ -46,6 +46,11 @@ Metrics::Metrics()
                         .Help("Aggregates read from the state column family")
                         .Register(registry_)
                         .Add({})),
+      inbound_records_(prometheus::BuildCounter()
+                           .Name("crm_inbound_records_total")
+                           .Help("Records of the inbound Kafka topic handled, by outcome (applied, "
+                                 "repeated, rejected)")
+                           .Register(registry_)),
       http_requests_(prometheus::BuildCounter()
                          .Name("crm_http_requests_total")
                          .Help("HTTP requests answered, by route, method and status")
@@ -67,6 +72,10 @@ void Metrics::command_refused(const std::string& type) {
 void Metrics::group_commit(uint64_t requests, double seconds) {
   batch_requests_.Observe(static_cast<double>(requests));
   fsync_seconds_.Observe(seconds);
+}
+
+void Metrics::inbound_record(const char* outcome) {
+  inbound_records_.Add({{"outcome", outcome}}).Increment();
 }
 
 void Metrics::aggregate_cache(bool hit) { (hit ? cache_hits_ : cache_misses_).Increment(); }

@@ -29,6 +29,8 @@ class Metrics {
   // One synced write of the group commit: how many durable requests shared it, how long it took.
   void group_commit(uint64_t requests, double seconds);
   void aggregate_cache(bool hit);
+  // One record of crm.inbound handled: applied, repeated or rejected.
+  void inbound_record(const char* outcome);
   // One answered HTTP request; `route` is the route's template (/v1/customers/{id}).
   void http_request(const std::string& route, const std::string& method, int status,
                     double seconds);
@@ -50,6 +52,7 @@ class Metrics {
   prometheus::Histogram& fsync_seconds_;
   prometheus::Counter& cache_hits_;
   prometheus::Counter& cache_misses_;
+  prometheus::Family<prometheus::Counter>& inbound_records_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_seconds_;
 

@@ -128,6 +128,16 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
                                                clock, ids, std::move(http));
   if (auto error = app->server_->setup_error(); !error.empty())
     return Status::invalid_argument(error);
+  if (!config.inbound.brokers.empty()) {
+    auto inbound =
+        InboundConsumer::start(config.inbound, *app->engine_, clock, ids, app->metrics_.get());
+    if (!inbound.is_ok()) return inbound.status();
+    app->inbound_ = std::move(inbound.value());
+    log_line("info", "consuming inbound commands",
+             {{"brokers", config.inbound.brokers},
+              {"topic", config.inbound.topic},
+              {"rejected_topic", config.inbound.rejected_topic}});
+  }
   return app;
 }
 
@@ -147,6 +157,11 @@ void App::add_metric_collectors(const Clock& clock) {
     m.gauge("crm_projection_up", "1 while the projections apply events, 0 after they stopped")
         .Set(projector_->failure().is_ok() ? 1 : 0);
     m.gauge("crm_principals", "Principals with a valid token").Set(principals_.size());
+    if (inbound_) {
+      m.gauge("crm_inbound_consumer_lag",
+              "Records of the inbound topic not yet handled, over the assigned partitions")
+          .Set(static_cast<double>(inbound_->lag()));
+    }
   });
   // Counting pending approvals and open tasks walks their indexes: at most every 10 s.
   // Two scrapes at once: one of them counts, the other keeps the last counts.
@@ -209,6 +224,7 @@ void App::stop() {
   std::lock_guard lock(stop_mu_);
   if (stopped_.exchange(true)) return;
   if (server_) server_->stop();
+  if (inbound_) inbound_->stop();
   if (engine_) engine_->shutdown();
   if (projector_) projector_->stop();
   if (store_) {
@@ -222,6 +238,7 @@ void App::stop() {
 App::~App() {
   stop();
   server_.reset();
+  inbound_.reset();
   projector_.reset();
   engine_.reset();
   log_.reset();

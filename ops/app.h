@@ -12,6 +12,7 @@
 #include "api/server.h"
 #include "events/rocksdb_log.h"
 #include "events/rocksdb_store.h"
+#include "integration/inbound.h"
 #include "projections/projector.h"
 #include "workflow/engine.h"
 
@@ -31,6 +32,7 @@ struct AppConfig {
   size_t memtable_bytes_max = StoreOptions().memtable_bytes_max;
   std::chrono::milliseconds timer_interval{1000};        // how often due timers are looked for
   std::chrono::milliseconds digest_interval{3'600'000};  // the log's digest; 0: never
+  InboundOptions inbound;  // commands from Kafka when inbound.brokers is set
 };
 
 class App {
@@ -54,6 +56,7 @@ class App {
   EventLog& log() { return *log_; }
   api::Principals& principals() { return principals_; }
   Metrics& metrics() { return *metrics_; }
+  InboundConsumer* inbound() { return inbound_.get(); }
   const std::string& admin_token() const { return admin_token_; }
 
  private:
@@ -69,6 +72,7 @@ class App {
   std::unique_ptr<Projector> projector_;
   api::Principals principals_;
   std::unique_ptr<api::Server> server_;
+  std::unique_ptr<InboundConsumer> inbound_;
   std::string admin_token_;  // only when created by this start
   std::mutex stop_mu_;
   std::atomic<bool> stopped_{false};

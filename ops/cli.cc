@@ -31,6 +31,10 @@ const char kUsage[] =
     "           --log-requests none|errors|all (errors: one JSON line per 4xx/5xx reply)\n"
     "           --cache-entries N (100000: aggregates kept in memory, in all)\n"
     "           --block-cache-mb N (256)  --memtable-mb N (256, charged to the block cache)\n"
+    "           --kafka-brokers HOST:PORT,... (commands from Kafka: --kafka-inbound-topic\n"
+    "             crm.inbound, --kafka-rejected-topic crm.rejected, --kafka-group crm-inbound,\n"
+    "             --kafka-settings NAME=VALUE,... passed to librdkafka (SASL, SSL),\n"
+    "             --kafka-topic-partitions 8, --kafka-replication-factor 3 for new topics)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -52,10 +56,28 @@ const char kUsage[] =
     "Every flag may also come from the environment (CRM_ and the flag's name in upper case,\n"
     "e.g. CRM_DATA_DIR): the command line wins over the environment, which wins over --config.\n";
 
-const std::vector<std::string> kServeFlags = {
-    "config",     "data-dir",     "listen",          "partitions",      "http-threads",
-    "body-limit", "inflight-max", "follow-up-rules", "digest-interval", "tls-cert",
-    "tls-key",    "log-requests", "cache-entries",   "block-cache-mb",  "memtable-mb"};
+const std::vector<std::string> kServeFlags = {"config",
+                                              "data-dir",
+                                              "listen",
+                                              "partitions",
+                                              "http-threads",
+                                              "body-limit",
+                                              "inflight-max",
+                                              "follow-up-rules",
+                                              "digest-interval",
+                                              "tls-cert",
+                                              "tls-key",
+                                              "log-requests",
+                                              "cache-entries",
+                                              "block-cache-mb",
+                                              "memtable-mb",
+                                              "kafka-brokers",
+                                              "kafka-inbound-topic",
+                                              "kafka-rejected-topic",
+                                              "kafka-group",
+                                              "kafka-settings",
+                                              "kafka-topic-partitions",
+                                              "kafka-replication-factor"};
 
 namespace {
 
@@ -77,7 +99,14 @@ const std::map<std::string, std::string>& environment_names() {
       {"log-requests", "CRM_LOG_REQUESTS"},
       {"cache-entries", "CRM_CACHE_ENTRIES"},
       {"block-cache-mb", "CRM_BLOCK_CACHE_MB"},
-      {"memtable-mb", "CRM_MEMTABLE_MB"}};
+      {"memtable-mb", "CRM_MEMTABLE_MB"},
+      {"kafka-brokers", "CRM_KAFKA_BROKERS"},
+      {"kafka-inbound-topic", "CRM_KAFKA_INBOUND_TOPIC"},
+      {"kafka-rejected-topic", "CRM_KAFKA_REJECTED_TOPIC"},
+      {"kafka-group", "CRM_KAFKA_GROUP"},
+      {"kafka-settings", "CRM_KAFKA_SETTINGS"},
+      {"kafka-topic-partitions", "CRM_KAFKA_TOPIC_PARTITIONS"},
+      {"kafka-replication-factor", "CRM_KAFKA_REPLICATION_FACTOR"}};
   return names;
 }
 
@@ -110,25 +139,25 @@ std::string setting_text(const std::string& key, const google::protobuf::Value& 
       return std::to_string(static_cast<uint64_t>(number));
     }
     case Value::kStructValue: {
-      if (key != "followUpRules") break;
+      if (key != "followUpRules" && key != "kafkaSettings") break;
       // {"revisitAfter": "P7D", ...} is the flag's "revisitAfter=P7D,...".
       std::string text;
       for (const auto& [name, rule] : value.struct_value().fields()) {
         if (rule.kind_case() != Value::kStringValue) {
-          *error = "key 'followUpRules." + name + "' must be a string";
+          *error = "key '" + key + "." + name + "' must be a string";
           return "";
         }
         text += (text.empty() ? "" : ",") + name + "=" + rule.string_value();
       }
-      if (text.empty()) *error = "key 'followUpRules' names no rule";
+      if (text.empty()) *error = "key '" + key + "' names nothing";
       return text;
     }
     default:
       break;
   }
   *error = "key '" + key + "' must be " +
-           (key == "followUpRules" ? std::string("an object or a string")
-                                   : std::string("a string or a number"));
+           (key == "followUpRules" || key == "kafkaSettings" ? std::string("an object or a string")
+                                                             : std::string("a string or a number"));
   return "";
 }
 
@@ -296,6 +325,40 @@ std::string read_config(const Flags& flags, AppConfig& config) {
       config.http.log_requests = api::RequestLogging::kAll;
     } else {
       return from("log-requests") + " must be none, errors or all";
+    }
+  }
+  if (auto* v = get("kafka-brokers")) config.inbound.brokers = *v;
+  for (const auto& [name, slot] :
+       {std::pair{"kafka-inbound-topic", &config.inbound.topic},
+        std::pair{"kafka-rejected-topic", &config.inbound.rejected_topic},
+        std::pair{"kafka-group", &config.inbound.group}}) {
+    if (auto* v = get(name)) {
+      if (v->empty() || v->size() > 249) return from(name) + " must be 1..249 characters";
+      *slot = *v;
+    }
+  }
+  if (auto* v = get("kafka-topic-partitions")) {
+    if (!parse_number(*v, 1, 10000, &number))
+      return from("kafka-topic-partitions") + " must be 1..10000";
+    config.inbound.topic_partitions = static_cast<int>(number);
+  }
+  if (auto* v = get("kafka-replication-factor")) {
+    if (!parse_number(*v, 1, 100, &number))
+      return from("kafka-replication-factor") + " must be 1..100";
+    config.inbound.replication_factor = static_cast<int>(number);
+  }
+  if (auto* v = get("kafka-settings")) {
+    // name=value,... passed to librdkafka as they are (security.protocol, sasl.*, ssl.*).
+    size_t start = 0;
+    while (start < v->size()) {
+      size_t end = v->find(',', start);
+      if (end == std::string::npos) end = v->size();
+      const std::string entry = v->substr(start, end - start);
+      const auto eq = entry.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return from("kafka-settings") + ": '" + entry + "' must be name=value";
+      config.inbound.kafka_settings[entry.substr(0, eq)] = entry.substr(eq + 1);
+      start = end + 1;
     }
   }
   const std::string* cert = get("tls-cert");

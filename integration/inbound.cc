@@ -1,0 +1,498 @@
+#include "integration/inbound.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <librdkafka/rdkafka.h>
+
+#include <algorithm>
+#include <cctype>
+#include <future>
+
+#include "aggregates/order/order.h"
+#include "api/json.h"
+#include "api/server.h"
+#include "customer.pb.h"
+#include "events/codec.h"
+#include "order.pb.h"
+#include "workflow/aggregate_handler.h"
+
+namespace crm {
+namespace {
+
+constexpr char kPrincipal[] = "inbound";  // the actor of every inbound command
+constexpr char kRole[] = "integrator";
+
+// Ids as the HTTP paths take them: letters, digits, '_', '.', '-', at most 64.
+bool is_plain_id(const std::string& text) {
+  return !text.empty() && text.size() <= 64 &&
+         std::all_of(text.begin(), text.end(), [](unsigned char c) {
+           return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-';
+         });
+}
+
+InboundRefusal refusal(std::string rule, std::string reason) {
+  return InboundRefusal{std::move(rule), std::move(reason)};
+}
+
+// The command's body message inside `command`, by the name of the `command` header.
+google::protobuf::Message* body_of(const std::string& name, events::CommandEnvelope& command) {
+  if (name == "RegisterCustomer") return command.mutable_register_customer();
+  if (name == "UpdateCustomer") return command.mutable_update_customer();
+  if (name == "AddContact") return command.mutable_add_contact();
+  if (name == "RecordPayment") return command.mutable_record_payment()->mutable_payment();
+  if (name == "ActivateOrderItem") return command.mutable_record_activation();
+  return nullptr;
+}
+
+// The ids the HTTP path would carry, and the body without them.
+struct Ids {
+  std::string customer_id, order_id, item_id;
+};
+
+std::variant<Ids, InboundRefusal> read_json(const InboundRecord& record,
+                                            google::protobuf::Message* body) {
+  if (!api::is_valid_utf8(record.value))
+    return refusal("inbound.malformed", "Expected a UTF-8 JSON body, but it is not valid UTF-8");
+  google::protobuf::Struct object;
+  if (auto s = google::protobuf::util::JsonStringToMessage(record.value, &object); !s.ok())
+    return refusal("inbound.malformed", "Expected a JSON object: " + std::string(s.message()));
+  Ids ids;
+  const auto* descriptor = body->GetDescriptor();
+  for (auto [name, slot] : {std::pair{"customerId", &ids.customer_id},
+                            std::pair{"orderId", &ids.order_id}, std::pair{"itemId", &ids.item_id}}) {
+    auto it = object.fields().find(name);
+    if (it == object.fields().end()) continue;
+    if (it->second.kind_case() != google::protobuf::Value::kStringValue)
+      return refusal("inbound.malformed", std::string("Expected ") + name + " to be a string");
+    *slot = it->second.string_value();
+    // The body's own field of that name (CreateOrder's customerId) stays in the body.
+    bool own_field = false;
+    for (int f = 0; f < descriptor->field_count(); ++f)
+      own_field = own_field || descriptor->field(f)->json_name() == name;
+    if (!own_field) object.mutable_fields()->erase(name);
+  }
+  std::string rest;
+  if (!google::protobuf::util::MessageToJsonString(object, &rest).ok())
+    return refusal("inbound.malformed", "Expected a JSON object of the documented shape");
+  if (auto error = api::parse_json(rest, body)) {
+    return refusal("inbound.malformed",
+                   "Expected the body of " + descriptor->name() + ", but: " + error->message);
+  }
+  return ids;
+}
+
+}  // namespace
+
+const std::string* InboundRecord::header(std::string_view name) const {
+  for (const auto& [key, value] : headers)
+    if (key == name) return &value;
+  return nullptr;
+}
+
+const std::vector<std::string>& inbound_commands() {
+  static const std::vector<std::string> names = {"RegisterCustomer", "UpdateCustomer",
+                                                 "AddContact", "RecordPayment",
+                                                 "ActivateOrderItem"};
+  return names;
+}
+
+std::string inbound_idempotency_key(const InboundRecord& record) {
+  if (const auto* key = record.header("idempotency-key"); key && !key->empty()) return *key;
+  return "kafka:" + record.topic + ":" + std::to_string(record.partition) + ":" +
+         std::to_string(record.offset);
+}
+
+std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& record) {
+  const std::string* name = record.header("command");
+  if (name == nullptr || name->empty()) {
+    return refusal("inbound.command_missing",
+                   "Expected a header 'command' naming the command (RegisterCustomer, "
+                   "UpdateCustomer, AddContact, RecordPayment or ActivateOrderItem)");
+  }
+  InboundCommand parsed;
+  google::protobuf::Message* body = body_of(*name, parsed.command);
+  if (body == nullptr) {
+    return refusal("inbound.unknown_command",
+                   "Unknown command '" + *name +
+                       "'; expected RegisterCustomer, UpdateCustomer, AddContact, RecordPayment or "
+                       "ActivateOrderItem");
+  }
+  if (const auto* key = record.header("idempotency-key");
+      key && (key->size() > 200 || !std::all_of(key->begin(), key->end(), [](char c) {
+                return c >= 0x21 && c <= 0x7e;
+              }))) {
+    return refusal("inbound.idempotency_key",
+                   "Expected an idempotency-key of at most 200 printable ASCII characters");
+  }
+  const std::string* type = record.header("content-type");
+  Ids ids;
+  if (type == nullptr || type->empty() || *type == "application/json") {
+    auto read = read_json(record, body);
+    if (auto* r = std::get_if<InboundRefusal>(&read)) return *r;
+    ids = std::get<Ids>(read);
+  } else if (*type == "application/x-protobuf") {
+    if (!body->ParseFromString(record.value))
+      return refusal("inbound.malformed", "Expected the protobuf of " +
+                                              body->GetDescriptor()->full_name());
+    for (auto [header, slot] : {std::pair{"customer-id", &ids.customer_id},
+                                std::pair{"order-id", &ids.order_id},
+                                std::pair{"item-id", &ids.item_id}}) {
+      if (const auto* value = record.header(header)) *slot = *value;
+    }
+  } else {
+    return refusal("inbound.content_type", "Unknown content-type '" + *type +
+                                               "'; expected application/json or "
+                                               "application/x-protobuf");
+  }
+  for (const auto* id : {&ids.customer_id, &ids.order_id, &ids.item_id}) {
+    if (!id->empty() && !is_plain_id(*id))
+      return refusal("inbound.id", "Expected ids of at most 64 letters, digits, '_', '.' or '-', "
+                                   "not '" + *id + "'");
+  }
+  auto& command = parsed.command;
+  if (*name == "RegisterCustomer") {
+    const std::string id = !ids.customer_id.empty()
+                               ? ids.customer_id
+                               : api::customer_id_for_key(kPrincipal, inbound_idempotency_key(record));
+    command.set_stream_type(kCustomerStream);
+    command.set_stream_id(id);
+    command.set_partition_key(id);
+  } else if (*name == "UpdateCustomer" || *name == "AddContact") {
+    if (ids.customer_id.empty())
+      return refusal("inbound.customer_id_required", "Expected the customerId of " + *name);
+    command.set_stream_type(kCustomerStream);
+    command.set_stream_id(ids.customer_id);
+    command.set_partition_key(ids.customer_id);
+  } else {
+    if (ids.order_id.empty())
+      return refusal("inbound.order_id_required", "Expected the orderId of " + *name);
+    if (*name == "ActivateOrderItem") {
+      auto& activation = *command.mutable_record_activation();
+      if (ids.item_id.empty() && activation.item_id().empty())
+        return refusal("inbound.item_id_required", "Expected the itemId of ActivateOrderItem");
+      if (!ids.item_id.empty() && !activation.item_id().empty() &&
+          ids.item_id != activation.item_id())
+        return refusal("inbound.item_id", "Expected one itemId, but got '" + ids.item_id +
+                                              "' and '" + activation.item_id() + "'");
+      if (!ids.item_id.empty()) activation.set_item_id(ids.item_id);
+    }
+    command.set_stream_type(kOrderStream);
+    command.set_stream_id(order::stream_id(ids.order_id));
+    parsed.order_id = ids.order_id;  // the partition key is the order's customer
+  }
+  return parsed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Kafka side.
+
+struct InboundConsumer::Kafka {
+  rd_kafka_t* consumer = nullptr;
+  rd_kafka_t* producer = nullptr;  // crm.rejected, and topic creation
+  ~Kafka() {
+    if (consumer) rd_kafka_destroy(consumer);
+    if (producer) rd_kafka_destroy(producer);
+  }
+};
+
+namespace {
+
+// One delivery report, written by librdkafka's callback through the message's opaque: a
+// shared slot, so a report that comes after the producer gave up waiting writes into live memory.
+struct Delivery {
+  std::atomic<int> error{-1};  // -1: not yet reported
+};
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
+  auto* slot = static_cast<std::shared_ptr<Delivery>*>(message->_private);
+  if (slot == nullptr) return;
+  (*slot)->error = static_cast<int>(message->err);
+  delete slot;
+}
+
+Result<rd_kafka_conf_t*> kafka_conf(const InboundOptions& options,
+                                    std::initializer_list<std::pair<const char*, std::string>> own) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char error[512];
+  auto set = [&](const std::string& name, const std::string& value) -> Status {
+    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error) !=
+        RD_KAFKA_CONF_OK) {
+      return Status::invalid_argument("Kafka setting " + name + ": " + error);
+    }
+    return Status::ok();
+  };
+  Status s = set("bootstrap.servers", options.brokers);
+  if (s.is_ok()) s = set("log_level", "3");
+  for (const auto& [name, value] : own)
+    if (s.is_ok()) s = set(name, value);
+  for (const auto& [name, value] : options.kafka_settings)
+    if (s.is_ok()) s = set(name, value);
+  if (!s.is_ok()) {
+    rd_kafka_conf_destroy(conf);
+    return s;
+  }
+  return conf;
+}
+
+// Creates the topics that are missing (brokers that create topics on first use, and clusters
+// where the engine lacks the right, are fine: an error other than the broker's absence is left
+// to the subscription, which waits for the topic).
+void create_topics(rd_kafka_t* admin, const InboundOptions& options, int brokers) {
+  const int replication = std::max(1, std::min(options.replication_factor, brokers));
+  std::vector<rd_kafka_NewTopic_t*> topics;
+  char error[256];
+  for (const auto& name : {options.topic, options.rejected_topic}) {
+    if (auto* topic = rd_kafka_NewTopic_new(name.c_str(), options.topic_partitions, replication,
+                                            error, sizeof error))
+      topics.push_back(topic);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
+  rd_kafka_CreateTopics(admin, topics.data(), topics.size(), nullptr, queue);
+  if (rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 10000)) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+}
+
+}  // namespace
+
+InboundConsumer::InboundConsumer(const InboundOptions& options, Engine& engine,
+                                 const Clock& clock, IdSource& ids, Metrics* metrics)
+    : options_(options),
+      engine_(engine),
+      clock_(clock),
+      ids_(ids),
+      metrics_(metrics),
+      kafka_(std::make_unique<Kafka>()) {}
+
+Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOptions& options,
+                                                                Engine& engine,
+                                                                const Clock& clock, IdSource& ids,
+                                                                Metrics* metrics) {
+  std::unique_ptr<InboundConsumer> inbound(
+      new InboundConsumer(options, engine, clock, ids, metrics));
+  char error[512];
+  auto producer_conf = kafka_conf(options, {{"enable.idempotence", "true"}, {"acks", "all"}});
+  if (!producer_conf.is_ok()) return producer_conf.status();
+  rd_kafka_conf_set_dr_msg_cb(producer_conf.value(), on_delivery);
+  inbound->kafka_->producer =
+      rd_kafka_new(RD_KAFKA_PRODUCER, producer_conf.value(), error, sizeof error);
+  if (inbound->kafka_->producer == nullptr)
+    return Status::invalid_argument(std::string("Kafka producer: ") + error);
+
+  // Reaching the brokers at all: a clear start-up error instead of a silent wait.
+  const rd_kafka_metadata_t* metadata = nullptr;
+  auto err = rd_kafka_metadata(inbound->kafka_->producer, 0, nullptr, &metadata,
+                               static_cast<int>(options.connect_timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Status::unavailable("cannot reach the Kafka brokers at " + options.brokers +
+                               " within " + std::to_string(options.connect_timeout.count()) +
+                               " ms: " + rd_kafka_err2str(err));
+  }
+  const int brokers = metadata->broker_cnt;
+  rd_kafka_metadata_destroy(metadata);
+  create_topics(inbound->kafka_->producer, options, brokers);
+
+  auto consumer_conf = kafka_conf(options, {{"group.id", options.group},
+                                            {"enable.auto.commit", "false"},
+                                            {"enable.auto.offset.store", "false"},
+                                            {"auto.offset.reset", "earliest"},
+                                            {"isolation.level", "read_committed"}});
+  if (!consumer_conf.is_ok()) return consumer_conf.status();
+  inbound->kafka_->consumer =
+      rd_kafka_new(RD_KAFKA_CONSUMER, consumer_conf.value(), error, sizeof error);
+  if (inbound->kafka_->consumer == nullptr)
+    return Status::invalid_argument(std::string("Kafka consumer: ") + error);
+  rd_kafka_poll_set_consumer(inbound->kafka_->consumer);
+  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  err = rd_kafka_subscribe(inbound->kafka_->consumer, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::unavailable(std::string("cannot subscribe to ") + options.topic + ": " +
+                               rd_kafka_err2str(err));
+  inbound->thread_ = std::thread([raw = inbound.get()] { raw->run(); });
+  return inbound;
+}
+
+InboundConsumer::~InboundConsumer() { stop(); }
+
+void InboundConsumer::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (kafka_ && kafka_->consumer) {
+    rd_kafka_commit(kafka_->consumer, nullptr, 0);  // what was handled, synchronously
+    rd_kafka_consumer_close(kafka_->consumer);
+    rd_kafka_destroy(kafka_->consumer);
+    kafka_->consumer = nullptr;
+  }
+  if (kafka_ && kafka_->producer) rd_kafka_flush(kafka_->producer, 10000);
+}
+
+InboundConsumer::Counts InboundConsumer::counts() const {
+  return {applied_.load(), repeated_.load(), rejected_.load()};
+}
+
+void InboundConsumer::run() {
+  rd_kafka_t* consumer = kafka_->consumer;
+  auto last_lag = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  while (!stopping_) {
+    if (std::chrono::steady_clock::now() - last_lag >= std::chrono::seconds(1)) {
+      last_lag = std::chrono::steady_clock::now();
+      rd_kafka_topic_partition_list_t* assigned = nullptr;
+      int64_t lag = 0;
+      if (rd_kafka_assignment(consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_position(consumer, assigned);
+        for (int i = 0; i < assigned->cnt; ++i) {
+          const auto& p = assigned->elems[i];
+          int64_t low = 0, high = 0;
+          if (rd_kafka_get_watermark_offsets(consumer, p.topic, p.partition, &low, &high) ==
+                  RD_KAFKA_RESP_ERR_NO_ERROR &&
+              high >= 0)
+            lag += std::max<int64_t>(0, high - (p.offset >= 0 ? p.offset : low));
+        }
+        rd_kafka_topic_partition_list_destroy(assigned);
+      }
+      lag_ = lag;
+    }
+    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 200);
+    if (message == nullptr) continue;
+    if (message->err) {  // partition EOF and transient broker errors: librdkafka retries
+      rd_kafka_message_destroy(message);
+      continue;
+    }
+    InboundRecord record;
+    record.topic = rd_kafka_topic_name(message->rkt);
+    record.partition = message->partition;
+    record.offset = message->offset;
+    if (message->key) record.key.assign(static_cast<const char*>(message->key), message->key_len);
+    if (message->payload)
+      record.value.assign(static_cast<const char*>(message->payload), message->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                         RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
+        record.headers.emplace_back(
+            name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+      }
+    }
+    // A record the engine cannot take now is tried again (its idempotency key makes that safe);
+    // stopping leaves it uncommitted, for the next start.
+    bool done = false;
+    for (int attempt = 0; !stopping_ && !(done = handle(record)); ++attempt) {
+      const auto pause = std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5)));
+      for (auto until = std::chrono::steady_clock::now() + pause;
+           !stopping_ && std::chrono::steady_clock::now() < until;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (done) {
+      rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(offsets, record.topic.c_str(), record.partition)->offset =
+          record.offset + 1;
+      rd_kafka_offsets_store(consumer, offsets);
+      rd_kafka_commit(consumer, offsets, 1);
+      rd_kafka_topic_partition_list_destroy(offsets);
+    }
+    rd_kafka_message_destroy(message);
+  }
+}
+
+bool InboundConsumer::handle(const InboundRecord& record) {
+  auto count = [&](std::atomic<uint64_t>& counter, const char* outcome) {
+    ++counter;
+    if (metrics_) metrics_->inbound_record(outcome);
+    return true;
+  };
+  auto rejected = [&](const InboundRefusal& refusal) {
+    if (!reject(record, refusal).is_ok()) return false;  // crm.rejected not reachable: again
+    return count(rejected_, "rejected");
+  };
+  auto parsed = parse_inbound(record);
+  if (auto* refused = std::get_if<InboundRefusal>(&parsed)) return rejected(*refused);
+  auto& inbound = std::get<InboundCommand>(parsed);
+  auto& command = inbound.command;
+  if (!inbound.order_id.empty()) {
+    auto loaded = engine_.read(kOrderStream, order::stream_id(inbound.order_id));
+    if (!loaded.is_ok()) return false;
+    if (loaded->version == 0)
+      return rejected({"order.not_found", "No order '" + inbound.order_id + "'"});
+    command.set_partition_key(static_cast<const order::Order&>(*loaded->state).customer_id());
+  }
+  const std::string position = "kafka:" + record.topic + ":" + std::to_string(record.partition) +
+                               ":" + std::to_string(record.offset);
+  command.set_command_id(ids_.next("cmd_"));
+  command.mutable_actor()->set_principal_id(kPrincipal);
+  command.mutable_actor()->set_role(kRole);
+  const std::string* correlation = record.header("correlation-id");
+  command.set_correlation_id(correlation && is_plain_id(*correlation) ? *correlation : position);
+  *command.mutable_issued_at() = timestamp_from_us(clock_.now_us());
+  command.set_idempotency_key(inbound_idempotency_key(record));
+  const std::string* name = record.header("command");
+  command.set_request_hash(sha256(*name + "\n" + record.value));
+
+  auto future = engine_.submit(command);
+  if (future.wait_for(options_.command_timeout) != std::future_status::ready) return false;
+  CommandOutcome outcome = future.get();
+  if (!outcome.status.is_ok()) {
+    const auto code = outcome.status.code();
+    if (code == StatusCode::kResourceExhausted || code == StatusCode::kUnavailable ||
+        code == StatusCode::kInternal)
+      return false;  // the engine, not the record: again later
+    return rejected({"inbound.refused", outcome.status.message()});
+  }
+  if (outcome.rejection) {
+    std::string reason = outcome.rejection->message;
+    for (const auto& v : outcome.rejection->violations) {
+      if (v.message == outcome.rejection->message) continue;
+      reason += "; " + (v.field.empty() ? "" : v.field + ": ") + v.message;
+    }
+    return rejected({outcome.rejection->rule, reason});
+  }
+  return outcome.repeated ? count(repeated_, "repeated") : count(applied_, "applied");
+}
+
+Status InboundConsumer::reject(const InboundRecord& record, const InboundRefusal& refusal) {
+  rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 5);
+  for (const auto& [name, value] : record.headers)
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                        static_cast<ssize_t>(value.size()));
+  // One line: parsers' messages quote the input over several.
+  std::string reason = refusal.reason;
+  std::replace(reason.begin(), reason.end(), '\n', ' ');
+  const std::string partition = std::to_string(record.partition);
+  const std::string offset = std::to_string(record.offset);
+  for (const auto& [name, value] :
+       {std::pair<std::string, const std::string*>{"crm-source-topic", &record.topic},
+        {"crm-source-partition", &partition},
+        {"crm-source-offset", &offset},
+        {"crm-rule", &refusal.rule},
+        {"crm-reason", &reason}}) {
+    rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value->data(),
+                        static_cast<ssize_t>(value->size()));
+  }
+  auto delivery = std::make_shared<Delivery>();
+  auto* slot = new std::shared_ptr<Delivery>(delivery);
+  auto err = rd_kafka_producev(
+      kafka_->producer, RD_KAFKA_V_TOPIC(options_.rejected_topic.c_str()),
+      RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+      RD_KAFKA_V_OPAQUE(slot), RD_KAFKA_V_END);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_headers_destroy(headers);  // not taken by librdkafka on failure
+    delete slot;
+    return Status::unavailable(std::string("cannot produce to ") + options_.rejected_topic +
+                               ": " + rd_kafka_err2str(err));
+  }
+  // Acknowledged by the brokers before the record's offset is committed.
+  rd_kafka_flush(kafka_->producer, 30000);
+  while (delivery->error.load() == -1 && !stopping_) rd_kafka_poll(kafka_->producer, 100);
+  if (delivery->error.load() != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::unavailable("the rejected record was not delivered");
+  return Status::ok();
+}
+
+}  // namespace crm

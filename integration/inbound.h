@@ -1,0 +1,120 @@
+// Inbound integration over Kafka (API.md, "Kafka"): integrating systems publish commands to
+// `crm.inbound`; each valid record is applied exactly once, each invalid one lands in
+// `crm.rejected` with its original key, headers, partition and offset and the reason, and the
+// consumer moves on: nothing is dropped silently and a poison record never blocks its partition.
+//
+// Exactly once: a record's command carries an idempotency key — the record's `idempotency-key`
+// header, or else its topic, partition and offset — which the partition processor stores in the
+// same atomic step as the command's events. Offsets are committed to Kafka after the outcome
+// (applied, or produced to crm.rejected and acknowledged); a record delivered again after a crash
+// is answered from the idempotency table and applies nothing.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "command.pb.h"
+#include "events/clock.h"
+#include "events/metrics.h"
+#include "events/status.h"
+#include "workflow/engine.h"
+
+namespace crm {
+
+struct InboundOptions {
+  std::string brokers;  // host:port,...; empty: no Kafka
+  std::string topic = "crm.inbound";
+  std::string rejected_topic = "crm.rejected";
+  std::string group = "crm-inbound";
+  int topic_partitions = 8;  // for topics created because they were missing
+  int replication_factor = 3;
+  // Passed to librdkafka as they are (security.protocol, sasl.*, ssl.*, …).
+  std::map<std::string, std::string> kafka_settings;
+  std::chrono::milliseconds command_timeout{30000};
+  std::chrono::milliseconds connect_timeout{10000};  // to reach the brokers at start
+};
+
+// One record as consumed, for parsing (no librdkafka types: the parser is pure and fuzzed).
+struct InboundRecord {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  std::vector<std::pair<std::string, std::string>> headers;
+  const std::string* header(std::string_view name) const;
+};
+
+// What a record asks for, or why it cannot be applied.
+struct InboundCommand {
+  events::CommandEnvelope command;  // stream and body set; the consumer adds actor and ids
+  std::string order_id;             // order commands: the partition key is the order's customer
+};
+struct InboundRefusal {
+  std::string rule;    // e.g. inbound.unknown_command
+  std::string reason;  // a sentence
+};
+
+// The commands an inbound record may name in its `command` header.
+const std::vector<std::string>& inbound_commands();
+
+// Parses a record: header `command`, `content-type` application/json (default) — the HTTP body
+// plus the ids the path would carry (customerId, orderId, itemId) — or application/x-protobuf
+// — the body's protobuf, the ids in headers customer-id, order-id, item-id. Never throws.
+std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& record);
+
+// The idempotency key of a record: its `idempotency-key` header, or its position.
+std::string inbound_idempotency_key(const InboundRecord& record);
+
+class InboundConsumer {
+ public:
+  // Reaches the brokers (a clear error when it cannot within connect_timeout), creates the
+  // topics that are missing, and starts consuming on a thread of its own.
+  static Result<std::unique_ptr<InboundConsumer>> start(const InboundOptions& options,
+                                                        Engine& engine, const Clock& clock,
+                                                        IdSource& ids, Metrics* metrics);
+  ~InboundConsumer();
+  // Finishes the record in hand, commits what was done, and closes the consumer.
+  void stop();
+
+  struct Counts {
+    uint64_t applied = 0;
+    uint64_t repeated = 0;
+    uint64_t rejected = 0;
+  };
+  Counts counts() const;
+  // Records published to the inbound topic but not yet handled, over the assigned partitions.
+  int64_t lag() const { return lag_.load(); }
+
+ private:
+  struct Kafka;
+  InboundConsumer(const InboundOptions& options, Engine& engine, const Clock& clock, IdSource& ids,
+                  Metrics* metrics);
+  void run();
+  // Applies or rejects one record; false when it must be tried again (the engine could not take
+  // it now), after a pause.
+  bool handle(const InboundRecord& record);
+  Status reject(const InboundRecord& record, const InboundRefusal& refusal);
+
+  InboundOptions options_;
+  Engine& engine_;
+  const Clock& clock_;
+  IdSource& ids_;
+  Metrics* metrics_;
+  std::unique_ptr<Kafka> kafka_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> applied_{0}, repeated_{0}, rejected_{0};
+  std::atomic<int64_t> lag_{0};
+  std::thread thread_;
+};
+
+}  // namespace crm
