@@ -22,8 +22,7 @@ TEST(KafkaMock, ThreeBrokersTakeRecordsFromKcatAndGiveThemBackInOrder) {
   auto produced = run_command("printf 'cus-1:first\\ncus-1:second\\ncus-1:third\\n' | " + kcat +
                               " -P -t crm.inbound -K : -p 2");
   ASSERT_EQ(produced.exit_code, 0) << produced.output;
-  auto consumed =
-      run_command(kcat + " -C -t crm.inbound -p 2 -o beginning -e -q -f '%k=%s@%o\\n'");
+  auto consumed = run_command(kcat + " -C -t crm.inbound -p 2 -o beginning -e -q -f '%k=%s@%o\\n'");
 
   ASSERT_EQ(consumed.exit_code, 0) << consumed.output;
   EXPECT_EQ(consumed.output, "cus-1=first@0\ncus-1=second@1\ncus-1=third@2\n");

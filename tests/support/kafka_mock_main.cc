@@ -24,8 +24,10 @@ bool parse_int(const std::string& text, int min, int max, int* out) {
 }
 
 int usage(const char* problem) {
-  std::fprintf(stderr, "crm_kafka_mock: %s\nusage: crm_kafka_mock [--brokers N] [--topic NAME:PARTITIONS]...\n",
-               problem);
+  std::fprintf(
+      stderr,
+      "crm_kafka_mock: %s\nusage: crm_kafka_mock [--brokers N] [--topic NAME:PARTITIONS]...\n",
+      problem);
   return 2;
 }
 
