@@ -60,10 +60,6 @@ std::string route_template(const std::string& pattern) {
 
 }  // namespace
 
-std::string customer_id_for_key(const std::string& principal_id, const std::string& key) {
-  return "cus_" + to_hex(sha256(principal_id + '\0' + key)).substr(0, 32);
-}
-
 Server::Server(Engine& engine, Projector& projector, Principals& principals, const Clock& clock,
                IdSource& ids, ServerOptions options)
     : engine_(engine),

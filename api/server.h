@@ -16,6 +16,7 @@
 #include <string>
 
 #include "api/auth.h"
+#include "api/ids.h"
 #include "api/problem.h"
 #include "customer.pb.h"
 #include "events/clock.h"
@@ -192,9 +193,5 @@ bool has_media_type(const httplib::Request& request, std::string_view expected);
 // Why a scoped caller (sales, manager) may not register `body`, or "" when it may; fills in the
 // caller as owner and its team when the body names none.
 std::string scope_refusal(const Call& call, customer::RegisterCustomer& body);
-
-// Stream id of a customer registered with an idempotency key: the same key from the same
-// principal always names the same customer, so a retried registration finds its first result.
-std::string customer_id_for_key(const std::string& principal_id, const std::string& key);
 
 }  // namespace crm::api

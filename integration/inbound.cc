@@ -1,187 +1,16 @@
 #include "integration/inbound.h"
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
-#include <cctype>
 #include <future>
 
 #include "aggregates/order/order.h"
-#include "api/json.h"
-#include "api/server.h"
-#include "customer.pb.h"
 #include "events/codec.h"
 #include "order.pb.h"
 #include "workflow/aggregate_handler.h"
 
 namespace crm {
-namespace {
-
-constexpr char kPrincipal[] = "inbound";  // the actor of every inbound command
-constexpr char kRole[] = "integrator";
-
-// Ids as the HTTP paths take them: letters, digits, '_', '.', '-', at most 64.
-bool is_plain_id(const std::string& text) {
-  return !text.empty() && text.size() <= 64 &&
-         std::all_of(text.begin(), text.end(), [](unsigned char c) {
-           return std::isalnum(c) != 0 || c == '_' || c == '.' || c == '-';
-         });
-}
-
-InboundRefusal refusal(std::string rule, std::string reason) {
-  return InboundRefusal{std::move(rule), std::move(reason)};
-}
-
-// The command's body message inside `command`, by the name of the `command` header.
-google::protobuf::Message* body_of(const std::string& name, events::CommandEnvelope& command) {
-  if (name == "RegisterCustomer") return command.mutable_register_customer();
-  if (name == "UpdateCustomer") return command.mutable_update_customer();
-  if (name == "AddContact") return command.mutable_add_contact();
-  if (name == "RecordPayment") return command.mutable_record_payment()->mutable_payment();
-  if (name == "ActivateOrderItem") return command.mutable_record_activation();
-  return nullptr;
-}
-
-// The ids the HTTP path would carry, and the body without them.
-struct Ids {
-  std::string customer_id, order_id, item_id;
-};
-
-std::variant<Ids, InboundRefusal> read_json(const InboundRecord& record,
-                                            google::protobuf::Message* body) {
-  if (!api::is_valid_utf8(record.value))
-    return refusal("inbound.malformed", "Expected a UTF-8 JSON body, but it is not valid UTF-8");
-  google::protobuf::Struct object;
-  if (auto s = google::protobuf::util::JsonStringToMessage(record.value, &object); !s.ok())
-    return refusal("inbound.malformed", "Expected a JSON object: " + std::string(s.message()));
-  Ids ids;
-  const auto* descriptor = body->GetDescriptor();
-  for (auto [name, slot] : {std::pair{"customerId", &ids.customer_id},
-                            std::pair{"orderId", &ids.order_id}, std::pair{"itemId", &ids.item_id}}) {
-    auto it = object.fields().find(name);
-    if (it == object.fields().end()) continue;
-    if (it->second.kind_case() != google::protobuf::Value::kStringValue)
-      return refusal("inbound.malformed", std::string("Expected ") + name + " to be a string");
-    *slot = it->second.string_value();
-    // The body's own field of that name (CreateOrder's customerId) stays in the body.
-    bool own_field = false;
-    for (int f = 0; f < descriptor->field_count(); ++f)
-      own_field = own_field || descriptor->field(f)->json_name() == name;
-    if (!own_field) object.mutable_fields()->erase(name);
-  }
-  std::string rest;
-  if (!google::protobuf::util::MessageToJsonString(object, &rest).ok())
-    return refusal("inbound.malformed", "Expected a JSON object of the documented shape");
-  if (auto error = api::parse_json(rest, body)) {
-    return refusal("inbound.malformed",
-                   "Expected the body of " + descriptor->name() + ", but: " + error->message);
-  }
-  return ids;
-}
-
-}  // namespace
-
-const std::string* InboundRecord::header(std::string_view name) const {
-  for (const auto& [key, value] : headers)
-    if (key == name) return &value;
-  return nullptr;
-}
-
-const std::vector<std::string>& inbound_commands() {
-  static const std::vector<std::string> names = {"RegisterCustomer", "UpdateCustomer",
-                                                 "AddContact", "RecordPayment",
-                                                 "ActivateOrderItem"};
-  return names;
-}
-
-std::string inbound_idempotency_key(const InboundRecord& record) {
-  if (const auto* key = record.header("idempotency-key"); key && !key->empty()) return *key;
-  return "kafka:" + record.topic + ":" + std::to_string(record.partition) + ":" +
-         std::to_string(record.offset);
-}
-
-std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& record) {
-  const std::string* name = record.header("command");
-  if (name == nullptr || name->empty()) {
-    return refusal("inbound.command_missing",
-                   "Expected a header 'command' naming the command (RegisterCustomer, "
-                   "UpdateCustomer, AddContact, RecordPayment or ActivateOrderItem)");
-  }
-  InboundCommand parsed;
-  google::protobuf::Message* body = body_of(*name, parsed.command);
-  if (body == nullptr) {
-    return refusal("inbound.unknown_command",
-                   "Unknown command '" + *name +
-                       "'; expected RegisterCustomer, UpdateCustomer, AddContact, RecordPayment or "
-                       "ActivateOrderItem");
-  }
-  if (const auto* key = record.header("idempotency-key");
-      key && (key->size() > 200 || !std::all_of(key->begin(), key->end(), [](char c) {
-                return c >= 0x21 && c <= 0x7e;
-              }))) {
-    return refusal("inbound.idempotency_key",
-                   "Expected an idempotency-key of at most 200 printable ASCII characters");
-  }
-  const std::string* type = record.header("content-type");
-  Ids ids;
-  if (type == nullptr || type->empty() || *type == "application/json") {
-    auto read = read_json(record, body);
-    if (auto* r = std::get_if<InboundRefusal>(&read)) return *r;
-    ids = std::get<Ids>(read);
-  } else if (*type == "application/x-protobuf") {
-    if (!body->ParseFromString(record.value))
-      return refusal("inbound.malformed", "Expected the protobuf of " +
-                                              body->GetDescriptor()->full_name());
-    for (auto [header, slot] : {std::pair{"customer-id", &ids.customer_id},
-                                std::pair{"order-id", &ids.order_id},
-                                std::pair{"item-id", &ids.item_id}}) {
-      if (const auto* value = record.header(header)) *slot = *value;
-    }
-  } else {
-    return refusal("inbound.content_type", "Unknown content-type '" + *type +
-                                               "'; expected application/json or "
-                                               "application/x-protobuf");
-  }
-  for (const auto* id : {&ids.customer_id, &ids.order_id, &ids.item_id}) {
-    if (!id->empty() && !is_plain_id(*id))
-      return refusal("inbound.id", "Expected ids of at most 64 letters, digits, '_', '.' or '-', "
-                                   "not '" + *id + "'");
-  }
-  auto& command = parsed.command;
-  if (*name == "RegisterCustomer") {
-    const std::string id = !ids.customer_id.empty()
-                               ? ids.customer_id
-                               : api::customer_id_for_key(kPrincipal, inbound_idempotency_key(record));
-    command.set_stream_type(kCustomerStream);
-    command.set_stream_id(id);
-    command.set_partition_key(id);
-  } else if (*name == "UpdateCustomer" || *name == "AddContact") {
-    if (ids.customer_id.empty())
-      return refusal("inbound.customer_id_required", "Expected the customerId of " + *name);
-    command.set_stream_type(kCustomerStream);
-    command.set_stream_id(ids.customer_id);
-    command.set_partition_key(ids.customer_id);
-  } else {
-    if (ids.order_id.empty())
-      return refusal("inbound.order_id_required", "Expected the orderId of " + *name);
-    if (*name == "ActivateOrderItem") {
-      auto& activation = *command.mutable_record_activation();
-      if (ids.item_id.empty() && activation.item_id().empty())
-        return refusal("inbound.item_id_required", "Expected the itemId of ActivateOrderItem");
-      if (!ids.item_id.empty() && !activation.item_id().empty() &&
-          ids.item_id != activation.item_id())
-        return refusal("inbound.item_id", "Expected one itemId, but got '" + ids.item_id +
-                                              "' and '" + activation.item_id() + "'");
-      if (!ids.item_id.empty()) activation.set_item_id(ids.item_id);
-    }
-    command.set_stream_type(kOrderStream);
-    command.set_stream_id(order::stream_id(ids.order_id));
-    parsed.order_id = ids.order_id;  // the partition key is the order's customer
-  }
-  return parsed;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The Kafka side.
@@ -210,8 +39,8 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
   delete slot;
 }
 
-Result<rd_kafka_conf_t*> kafka_conf(const InboundOptions& options,
-                                    std::initializer_list<std::pair<const char*, std::string>> own) {
+Result<rd_kafka_conf_t*> kafka_conf(
+    const InboundOptions& options, std::initializer_list<std::pair<const char*, std::string>> own) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char error[512];
   auto set = [&](const std::string& name, const std::string& value) -> Status {
@@ -255,8 +84,8 @@ void create_topics(rd_kafka_t* admin, const InboundOptions& options, int brokers
 
 }  // namespace
 
-InboundConsumer::InboundConsumer(const InboundOptions& options, Engine& engine,
-                                 const Clock& clock, IdSource& ids, Metrics* metrics)
+InboundConsumer::InboundConsumer(const InboundOptions& options, Engine& engine, const Clock& clock,
+                                 IdSource& ids, Metrics* metrics)
     : options_(options),
       engine_(engine),
       clock_(clock),
@@ -265,9 +94,8 @@ InboundConsumer::InboundConsumer(const InboundOptions& options, Engine& engine,
       kafka_(std::make_unique<Kafka>()) {}
 
 Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOptions& options,
-                                                                Engine& engine,
-                                                                const Clock& clock, IdSource& ids,
-                                                                Metrics* metrics) {
+                                                                Engine& engine, const Clock& clock,
+                                                                IdSource& ids, Metrics* metrics) {
   std::unique_ptr<InboundConsumer> inbound(
       new InboundConsumer(options, engine, clock, ids, metrics));
   char error[512];
@@ -284,8 +112,8 @@ Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOpt
   auto err = rd_kafka_metadata(inbound->kafka_->producer, 0, nullptr, &metadata,
                                static_cast<int>(options.connect_timeout.count()));
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status::unavailable("cannot reach the Kafka brokers at " + options.brokers +
-                               " within " + std::to_string(options.connect_timeout.count()) +
+    return Status::unavailable("cannot reach the Kafka brokers at " + options.brokers + " within " +
+                               std::to_string(options.connect_timeout.count()) +
                                " ms: " + rd_kafka_err2str(err));
   }
   const int brokers = metadata->broker_cnt;
@@ -372,8 +200,8 @@ void InboundConsumer::run() {
       const char* name = nullptr;
       const void* value = nullptr;
       size_t size = 0;
-      for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
-                         RD_KAFKA_RESP_ERR_NO_ERROR;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
         record.headers.emplace_back(
             name, value ? std::string(static_cast<const char*>(value), size) : std::string());
@@ -424,14 +252,20 @@ bool InboundConsumer::handle(const InboundRecord& record) {
   const std::string position = "kafka:" + record.topic + ":" + std::to_string(record.partition) +
                                ":" + std::to_string(record.offset);
   command.set_command_id(ids_.next("cmd_"));
-  command.mutable_actor()->set_principal_id(kPrincipal);
-  command.mutable_actor()->set_role(kRole);
+  command.mutable_actor()->set_principal_id(kInboundPrincipal);
+  command.mutable_actor()->set_role(kInboundRole);
   const std::string* correlation = record.header("correlation-id");
-  command.set_correlation_id(correlation && is_plain_id(*correlation) ? *correlation : position);
+  command.set_correlation_id(correlation && is_inbound_id(*correlation) ? *correlation : position);
   *command.mutable_issued_at() = timestamp_from_us(clock_.now_us());
   command.set_idempotency_key(inbound_idempotency_key(record));
-  const std::string* name = record.header("command");
-  command.set_request_hash(sha256(*name + "\n" + record.value));
+  // What the record asks, for the key's reuse check: the command, the ids (in headers for
+  // protobuf) and the body.
+  std::string request = *record.header("command");
+  for (const char* header : {"content-type", "customer-id", "order-id", "item-id"}) {
+    const std::string* value = record.header(header);
+    request += std::string("\n") + header + ": " + (value ? *value : "");
+  }
+  command.set_request_hash(sha256(request + "\n" + record.value));
 
   auto future = engine_.submit(command);
   if (future.wait_for(options_.command_timeout) != std::future_status::ready) return false;
@@ -484,8 +318,8 @@ Status InboundConsumer::reject(const InboundRecord& record, const InboundRefusal
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(headers);  // not taken by librdkafka on failure
     delete slot;
-    return Status::unavailable(std::string("cannot produce to ") + options_.rejected_topic +
-                               ": " + rd_kafka_err2str(err));
+    return Status::unavailable(std::string("cannot produce to ") + options_.rejected_topic + ": " +
+                               rd_kafka_err2str(err));
   }
   // Acknowledged by the brokers before the record's offset is committed.
   rd_kafka_flush(kafka_->producer, 30000);

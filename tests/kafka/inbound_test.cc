@@ -22,9 +22,7 @@ using testing::run_command;
 
 class Inbound : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_FALSE(cluster_.bootstrap().empty()) << cluster_.error();
-  }
+  void SetUp() override { ASSERT_FALSE(cluster_.bootstrap().empty()) << cluster_.error(); }
   AppConfig config() {
     AppConfig config;
     config.inbound.brokers = cluster_.bootstrap();
@@ -67,8 +65,8 @@ TEST_F(Inbound, ValidRecordsApplyOnceAndInvalidOnesLandInRejectedWithTheirReason
   testing::ServedApp served(dir_.path() + "/data", config());
   ASSERT_NE(served.app().inbound(), nullptr);
   const std::string id = "cus_inbound_1";
-  const std::string registration = R"({"customerId": ")" + id +
-                                   R"(", "name": "Acme", "kind": "ENTERPRISE"})";
+  const std::string registration =
+      R"({"customerId": ")" + id + R"(", "name": "Acme", "kind": "ENTERPRISE"})";
   publish(id, {"command=RegisterCustomer", "idempotency-key=reg-1"}, registration);
   publish(id, {"command=RegisterCustomer", "idempotency-key=reg-1"}, registration);  // again
   publish("bad-json", {"command=RegisterCustomer"}, R"({"name": )");
@@ -142,8 +140,10 @@ TEST_F(Inbound, AfterARestartNothingIsAppliedAgain) {
           R"({"customerId": "cus_marker", "name": "Marker", "kind": "ENTERPRISE"})");
   auto* inbound = restarted.app().inbound();
   ASSERT_TRUE(testing::wait_until(
-      [&] { return inbound->counts().applied + inbound->counts().repeated >= 1 &&
-                   customer(restarted, "cus_marker").version() == 1; },
+      [&] {
+        return inbound->counts().applied + inbound->counts().repeated >= 1 &&
+               customer(restarted, "cus_marker").version() == 1;
+      },
       std::chrono::seconds(60)));
   EXPECT_EQ(customer(restarted, id).version(), 1u);
   EXPECT_EQ(inbound->counts().applied, 1u);  // the marker only
@@ -162,7 +162,24 @@ TEST(InboundStart, UnreachableBrokersStopTheStartWithAClearError) {
   auto opened = App::open(config, clock, ids);
 
   ASSERT_FALSE(opened.is_ok());
-  EXPECT_THAT(opened.status().message(), HasSubstr("cannot reach the Kafka brokers at 127.0.0.1:1"));
+  EXPECT_THAT(opened.status().message(),
+              HasSubstr("cannot reach the Kafka brokers at 127.0.0.1:1"));
+}
+
+TEST(InboundStart, KafkaSettingsPassThroughToLibrdkafkaAndABadOneIsNamed) {
+  testing::TempDir dir;
+  AppConfig config;
+  config.data_dir = dir.path();
+  config.http.port = 0;
+  config.inbound.brokers = "127.0.0.1:1";
+  config.inbound.kafka_settings["security.protocol"] = "carrier-pigeon";
+  SystemClock clock;
+  RandomIdSource ids;
+
+  auto opened = App::open(config, clock, ids);
+
+  ASSERT_FALSE(opened.is_ok());
+  EXPECT_THAT(opened.status().message(), HasSubstr("Kafka setting security.protocol"));
 }
 
 }  // namespace
