@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
+#include <deque>
 #include <future>
 
 #include "aggregates/order/order.h"
@@ -160,93 +161,146 @@ InboundConsumer::Counts InboundConsumer::counts() const {
   return {applied_.load(), repeated_.load(), rejected_.load()};
 }
 
-void InboundConsumer::run() {
+namespace {
+
+InboundRecord record_of(const rd_kafka_message_t* message) {
+  InboundRecord record;
+  record.topic = rd_kafka_topic_name(message->rkt);
+  record.partition = message->partition;
+  record.offset = message->offset;
+  if (message->key) record.key.assign(static_cast<const char*>(message->key), message->key_len);
+  if (message->payload)
+    record.value.assign(static_cast<const char*>(message->payload), message->len);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      record.headers.emplace_back(
+          name, value ? std::string(static_cast<const char*>(value), size) : std::string());
+    }
+  }
+  return record;
+}
+
+}  // namespace
+
+// The lag over the assigned partitions: each one's high watermark less the consumer's position.
+void InboundConsumer::measure_lag() {
   rd_kafka_t* consumer = kafka_->consumer;
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  if (rd_kafka_assignment(consumer, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  int64_t lag = 0;
+  rd_kafka_position(consumer, assigned);
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(consumer, p.topic, p.partition, &low, &high) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR &&
+        high >= 0)
+      lag += std::max<int64_t>(0, high - (p.offset >= 0 ? p.offset : low));
+  }
+  rd_kafka_topic_partition_list_destroy(assigned);
+  lag_ = lag;
+}
+
+// Records are submitted as they come, up to kWindowMax at once (the engine batches their
+// durable writes), and finished in the order they came: each one's outcome counted or rejected,
+// then its offset stored for the next commit. A record the engine cannot take now is submitted
+// again, with its idempotency key, before any later record is finished.
+void InboundConsumer::run() {
+  constexpr size_t kWindowMax = 256;
+  rd_kafka_t* consumer = kafka_->consumer;
+  std::deque<InFlight> window;
   auto last_lag = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  auto last_commit = std::chrono::steady_clock::now();
+  bool stored = false;
+  auto store = [&](const InboundRecord& record) {
+    rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offsets, record.topic.c_str(), record.partition)->offset =
+        record.offset + 1;
+    rd_kafka_offsets_store(consumer, offsets);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    stored = true;
+  };
   while (!stopping_) {
-    if (std::chrono::steady_clock::now() - last_lag >= std::chrono::seconds(1)) {
-      last_lag = std::chrono::steady_clock::now();
-      rd_kafka_topic_partition_list_t* assigned = nullptr;
-      int64_t lag = 0;
-      if (rd_kafka_assignment(consumer, &assigned) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_position(consumer, assigned);
-        for (int i = 0; i < assigned->cnt; ++i) {
-          const auto& p = assigned->elems[i];
-          int64_t low = 0, high = 0;
-          if (rd_kafka_get_watermark_offsets(consumer, p.topic, p.partition, &low, &high) ==
-                  RD_KAFKA_RESP_ERR_NO_ERROR &&
-              high >= 0)
-            lag += std::max<int64_t>(0, high - (p.offset >= 0 ? p.offset : low));
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_lag >= std::chrono::seconds(1)) {
+      last_lag = now;
+      measure_lag();
+    }
+    if (stored && now - last_commit >= std::chrono::milliseconds(200)) {
+      rd_kafka_commit(consumer, nullptr, 1);
+      last_commit = now;
+      stored = false;
+    }
+    bool took = false;
+    if (window.size() < kWindowMax) {
+      if (rd_kafka_message_t* message =
+              rd_kafka_consumer_poll(consumer, window.empty() ? 200 : 0)) {
+        // Errors (partition EOF, a broker's transient trouble) are librdkafka's to retry.
+        if (!message->err) {
+          window.push_back(InFlight{record_of(message), {}, {}, 0});
+          submit(window.back());
+          took = true;
         }
-        rd_kafka_topic_partition_list_destroy(assigned);
+        rd_kafka_message_destroy(message);
       }
-      lag_ = lag;
     }
-    rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer, 200);
-    if (message == nullptr) continue;
-    if (message->err) {  // partition EOF and transient broker errors: librdkafka retries
-      rd_kafka_message_destroy(message);
+    if (window.empty()) continue;
+    // While records keep coming and there is room, take them; otherwise wait for the oldest.
+    InFlight& oldest = window.front();
+    const auto wait = took && window.size() < kWindowMax ? std::chrono::milliseconds(0)
+                                                         : std::chrono::milliseconds(50);
+    if (oldest.outcome.valid() && oldest.outcome.wait_for(wait) != std::future_status::ready)
       continue;
-    }
-    InboundRecord record;
-    record.topic = rd_kafka_topic_name(message->rkt);
-    record.partition = message->partition;
-    record.offset = message->offset;
-    if (message->key) record.key.assign(static_cast<const char*>(message->key), message->key_len);
-    if (message->payload)
-      record.value.assign(static_cast<const char*>(message->payload), message->len);
-    rd_kafka_headers_t* headers = nullptr;
-    if (rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char* name = nullptr;
-      const void* value = nullptr;
-      size_t size = 0;
-      for (size_t i = 0;
-           rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i) {
-        record.headers.emplace_back(
-            name, value ? std::string(static_cast<const char*>(value), size) : std::string());
-      }
-    }
-    // A record the engine cannot take now is tried again (its idempotency key makes that safe);
-    // stopping leaves it uncommitted, for the next start.
-    bool done = false;
-    for (int attempt = 0; !stopping_ && !(done = handle(record)); ++attempt) {
-      const auto pause = std::chrono::milliseconds(std::min(1000, 50 << std::min(attempt, 5)));
+    if (!finish(oldest)) {
+      // The engine could not take it now: after a pause, again, before anything later.
+      const auto pause =
+          std::chrono::milliseconds(std::min(1000, 50 << std::min(oldest.attempts++, 5)));
       for (auto until = std::chrono::steady_clock::now() + pause;
            !stopping_ && std::chrono::steady_clock::now() < until;)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (!stopping_) submit(oldest);
+      continue;
     }
-    if (done) {
-      rd_kafka_topic_partition_list_t* offsets = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(offsets, record.topic.c_str(), record.partition)->offset =
-          record.offset + 1;
-      rd_kafka_offsets_store(consumer, offsets);
-      rd_kafka_commit(consumer, offsets, 1);
-      rd_kafka_topic_partition_list_destroy(offsets);
-    }
-    rd_kafka_message_destroy(message);
+    store(oldest.record);
+    window.pop_front();
+  }
+  // Stopping: what was submitted is finished while the engine still runs; the first record that
+  // cannot be finished and everything after it stay uncommitted, for the next start.
+  while (!window.empty()) {
+    InFlight& oldest = window.front();
+    if (oldest.outcome.valid() &&
+        oldest.outcome.wait_for(options_.command_timeout) != std::future_status::ready)
+      break;
+    if (!finish(oldest)) break;
+    store(oldest.record);
+    window.pop_front();
   }
 }
 
-bool InboundConsumer::handle(const InboundRecord& record) {
-  auto count = [&](std::atomic<uint64_t>& counter, const char* outcome) {
-    ++counter;
-    if (metrics_) metrics_->inbound_record(outcome);
-    return true;
-  };
-  auto rejected = [&](const InboundRefusal& refusal) {
-    if (!reject(record, refusal).is_ok()) return false;  // crm.rejected not reachable: again
-    return count(rejected_, "rejected");
-  };
+void InboundConsumer::submit(InFlight& flight) {
+  flight.refusal.reset();
+  flight.outcome = {};
+  const InboundRecord& record = flight.record;
   auto parsed = parse_inbound(record);
-  if (auto* refused = std::get_if<InboundRefusal>(&parsed)) return rejected(*refused);
+  if (auto* refused = std::get_if<InboundRefusal>(&parsed)) {
+    flight.refusal = *refused;
+    return;
+  }
   auto& inbound = std::get<InboundCommand>(parsed);
   auto& command = inbound.command;
   if (!inbound.order_id.empty()) {
     auto loaded = engine_.read(kOrderStream, order::stream_id(inbound.order_id));
-    if (!loaded.is_ok()) return false;
-    if (loaded->version == 0)
-      return rejected({"order.not_found", "No order '" + inbound.order_id + "'"});
+    if (!loaded.is_ok()) return;  // neither refused nor submitted: finish() asks again
+    if (loaded->version == 0) {
+      flight.refusal = InboundRefusal{"order.not_found", "No order '" + inbound.order_id + "'"};
+      return;
+    }
     command.set_partition_key(static_cast<const order::Order&>(*loaded->state).customer_id());
   }
   const std::string position = "kafka:" + record.topic + ":" + std::to_string(record.partition) +
@@ -266,10 +320,23 @@ bool InboundConsumer::handle(const InboundRecord& record) {
     request += std::string("\n") + header + ": " + (value ? *value : "");
   }
   command.set_request_hash(sha256(request + "\n" + record.value));
+  flight.outcome = engine_.submit(std::move(command));
+}
 
-  auto future = engine_.submit(command);
-  if (future.wait_for(options_.command_timeout) != std::future_status::ready) return false;
-  CommandOutcome outcome = future.get();
+bool InboundConsumer::finish(InFlight& flight) {
+  const InboundRecord& record = flight.record;
+  auto count = [&](std::atomic<uint64_t>& counter, const char* outcome) {
+    ++counter;
+    if (metrics_) metrics_->inbound_record(outcome);
+    return true;
+  };
+  auto rejected = [&](const InboundRefusal& refusal) {
+    if (!reject(record, refusal).is_ok()) return false;  // crm.rejected not reachable: again
+    return count(rejected_, "rejected");
+  };
+  if (flight.refusal) return rejected(*flight.refusal);
+  if (!flight.outcome.valid()) return false;  // the order could not be read: again
+  CommandOutcome outcome = flight.outcome.get();
   if (!outcome.status.is_ok()) {
     const auto code = outcome.status.code();
     if (code == StatusCode::kResourceExhausted || code == StatusCode::kUnavailable ||

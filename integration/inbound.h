@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,10 +68,19 @@ class InboundConsumer {
   struct Kafka;
   InboundConsumer(const InboundOptions& options, Engine& engine, const Clock& clock, IdSource& ids,
                   Metrics* metrics);
+  // One record between its poll and its commit.
+  struct InFlight {
+    InboundRecord record;
+    std::optional<InboundRefusal> refusal;  // refused before it reached the engine
+    std::future<CommandOutcome> outcome;    // submitted (invalid: to submit again)
+    int attempts = 0;
+  };
   void run();
-  // Applies or rejects one record; false when it must be tried again (the engine could not take
-  // it now), after a pause.
-  bool handle(const InboundRecord& record);
+  void measure_lag();
+  // Parses the record and submits its command, or notes why it is refused.
+  void submit(InFlight& flight);
+  // Counts the outcome or rejects the record; false when the engine could not take it now.
+  bool finish(InFlight& flight);
   Status reject(const InboundRecord& record, const InboundRefusal& refusal);
 
   InboundOptions options_;

@@ -43,8 +43,9 @@ std::variant<Ids, InboundRefusal> read_json(const InboundRecord& record,
     return refusal("inbound.malformed", "Expected a JSON object: " + std::string(s.message()));
   Ids ids;
   const auto* descriptor = body->GetDescriptor();
-  for (auto [name, slot] : {std::pair{"customerId", &ids.customer_id},
-                            std::pair{"orderId", &ids.order_id}, std::pair{"itemId", &ids.item_id}}) {
+  for (auto [name, slot] :
+       {std::pair{"customerId", &ids.customer_id}, std::pair{"orderId", &ids.order_id},
+        std::pair{"itemId", &ids.item_id}}) {
     auto it = object.fields().find(name);
     if (it == object.fields().end()) continue;
     if (it->second.kind_case() != google::protobuf::Value::kStringValue)
@@ -82,9 +83,8 @@ const std::string* InboundRecord::header(std::string_view name) const {
 }
 
 const std::vector<std::string>& inbound_commands() {
-  static const std::vector<std::string> names = {"RegisterCustomer", "UpdateCustomer",
-                                                 "AddContact", "RecordPayment",
-                                                 "ActivateOrderItem"};
+  static const std::vector<std::string> names = {"RegisterCustomer", "UpdateCustomer", "AddContact",
+                                                 "RecordPayment", "ActivateOrderItem"};
   return names;
 }
 
@@ -110,9 +110,8 @@ std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& 
                        "ActivateOrderItem");
   }
   if (const auto* key = record.header("idempotency-key");
-      key && (key->size() > 200 || !std::all_of(key->begin(), key->end(), [](char c) {
-                return c >= 0x21 && c <= 0x7e;
-              }))) {
+      key && (key->size() > 200 || !std::all_of(key->begin(), key->end(),
+                                                [](char c) { return c >= 0x21 && c <= 0x7e; }))) {
     return refusal("inbound.idempotency_key",
                    "Expected an idempotency-key of at most 200 printable ASCII characters");
   }
@@ -124,11 +123,11 @@ std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& 
     ids = std::get<Ids>(read);
   } else if (*type == "application/x-protobuf") {
     if (!body->ParseFromString(record.value))
-      return refusal("inbound.malformed", "Expected the protobuf of " +
-                                              body->GetDescriptor()->full_name());
-    for (auto [header, slot] : {std::pair{"customer-id", &ids.customer_id},
-                                std::pair{"order-id", &ids.order_id},
-                                std::pair{"item-id", &ids.item_id}}) {
+      return refusal("inbound.malformed",
+                     "Expected the protobuf of " + body->GetDescriptor()->full_name());
+    for (auto [header, slot] :
+         {std::pair{"customer-id", &ids.customer_id}, std::pair{"order-id", &ids.order_id},
+          std::pair{"item-id", &ids.item_id}}) {
       if (const auto* value = record.header(header)) *slot = *value;
     }
   } else {
@@ -138,14 +137,17 @@ std::variant<InboundCommand, InboundRefusal> parse_inbound(const InboundRecord& 
   }
   for (const auto* id : {&ids.customer_id, &ids.order_id, &ids.item_id}) {
     if (!id->empty() && !is_inbound_id(*id))
-      return refusal("inbound.id", "Expected ids of at most 64 letters, digits, '_', '.' or '-', "
-                                   "not '" + *id + "'");
+      return refusal("inbound.id",
+                     "Expected ids of at most 64 letters, digits, '_', '.' or '-', "
+                     "not '" +
+                         *id + "'");
   }
   auto& command = parsed.command;
   if (*name == "RegisterCustomer") {
-    const std::string id = !ids.customer_id.empty()
-                               ? ids.customer_id
-                               : api::customer_id_for_key(kInboundPrincipal, inbound_idempotency_key(record));
+    const std::string id =
+        !ids.customer_id.empty()
+            ? ids.customer_id
+            : api::customer_id_for_key(kInboundPrincipal, inbound_idempotency_key(record));
     command.set_stream_type(kCustomerStream);
     command.set_stream_id(id);
     command.set_partition_key(id);
