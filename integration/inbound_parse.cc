@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 #include "aggregates/order/order.h"
 #include "api/ids.h"
@@ -34,35 +37,129 @@ struct Ids {
   std::string customer_id, order_id, item_id;
 };
 
+// The members of a JSON object at its top level, as spans of its text: each member's name as
+// written (escapes left in), where the member starts (after the '{' or ','), where its value
+// starts and where it ends. nullopt when the text is not a JSON object this walk can follow —
+// then parse_json says what is wrong with it.
+struct Member {
+  std::string_view name;
+  size_t start, value, end;
+};
+std::optional<std::vector<Member>> top_level_members(std::string_view text) {
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < text.size() &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+      ++i;
+  };
+  auto skip_string = [&] {  // at the opening quote; after it, past the closing one
+    for (++i; i < text.size(); ++i) {
+      if (text[i] == '\\') {
+        ++i;
+      } else if (text[i] == '"') {
+        ++i;
+        return true;
+      }
+    }
+    return false;
+  };
+  skip_space();
+  if (i >= text.size() || text[i] != '{') return std::nullopt;
+  ++i;
+  std::vector<Member> members;
+  size_t member_start = i;
+  skip_space();
+  if (i < text.size() && text[i] == '}') {
+    ++i;
+    skip_space();
+    if (i != text.size()) return std::nullopt;
+    return members;
+  }
+  while (true) {
+    skip_space();
+    if (i >= text.size() || text[i] != '"') return std::nullopt;
+    const size_t name_at = i + 1;
+    if (!skip_string()) return std::nullopt;
+    const std::string_view name = text.substr(name_at, i - 1 - name_at);
+    skip_space();
+    if (i >= text.size() || text[i] != ':') return std::nullopt;
+    ++i;
+    skip_space();
+    const size_t value_at = i;
+    int depth = 0;
+    while (i < text.size()) {
+      const char c = text[i];
+      if (c == '"') {
+        if (!skip_string()) return std::nullopt;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (depth == 0) break;
+        --depth;
+      }
+      if (c == ',' && depth == 0) break;
+      ++i;
+    }
+    if (i >= text.size() || i == value_at) return std::nullopt;
+    size_t value_end = i;
+    while (value_end > value_at && (text[value_end - 1] == ' ' || text[value_end - 1] == '\t' ||
+                                    text[value_end - 1] == '\n' || text[value_end - 1] == '\r'))
+      --value_end;
+    members.push_back({name, member_start, value_at, value_end});
+    if (text[i] == '}') {
+      ++i;
+      skip_space();
+      if (i != text.size()) return std::nullopt;  // something after the object
+      return members;
+    }
+    member_start = ++i;  // past the ','
+  }
+}
+
+// Reads a JSON record: the ids the path would carry are taken out of the top-level object as
+// written, and the rest of the text goes to parse_json unchanged, so the body reads exactly as
+// the same body over HTTP (numbers keep every digit, a field named twice resolves the same way).
 std::variant<Ids, InboundRefusal> read_json(const InboundRecord& record,
                                             google::protobuf::Message* body) {
   if (!api::is_valid_utf8(record.value))
     return refusal("inbound.malformed", "Expected a UTF-8 JSON body, but it is not valid UTF-8");
-  google::protobuf::Struct object;
-  if (auto s = google::protobuf::util::JsonStringToMessage(record.value, &object); !s.ok())
-    return refusal("inbound.malformed", "Expected a JSON object: " + std::string(s.message()));
   Ids ids;
-  const auto* descriptor = body->GetDescriptor();
-  for (auto [name, slot] :
-       {std::pair{"customerId", &ids.customer_id}, std::pair{"orderId", &ids.order_id},
-        std::pair{"itemId", &ids.item_id}}) {
-    auto it = object.fields().find(name);
-    if (it == object.fields().end()) continue;
-    if (it->second.kind_case() != google::protobuf::Value::kStringValue)
-      return refusal("inbound.malformed", std::string("Expected ") + name + " to be a string");
-    *slot = it->second.string_value();
-    // The body's own field of that name (CreateOrder's customerId) stays in the body.
-    bool own_field = false;
-    for (int f = 0; f < descriptor->field_count(); ++f)
-      own_field = own_field || descriptor->field(f)->json_name() == name;
-    if (!own_field) object.mutable_fields()->erase(name);
+  std::string rest = record.value;
+  if (auto members = top_level_members(record.value)) {
+    const auto* descriptor = body->GetDescriptor();
+    std::string kept;  // the other members, each as written
+    for (const auto& member : *members) {
+      std::string* slot = member.name == "customerId" ? &ids.customer_id
+                          : member.name == "orderId"  ? &ids.order_id
+                          : member.name == "itemId"   ? &ids.item_id
+                                                      : nullptr;
+      const std::string_view written =
+          std::string_view(record.value).substr(member.start, member.end - member.start);
+      bool own_field = slot == nullptr;
+      if (slot != nullptr) {
+        // The value as JSON decodes it (escapes and all): a string, or the record is refused.
+        google::protobuf::Value value;
+        const std::string text = record.value.substr(member.value, member.end - member.value);
+        if (!google::protobuf::util::JsonStringToMessage(text, &value).ok() ||
+            value.kind_case() != google::protobuf::Value::kStringValue) {
+          return refusal("inbound.malformed",
+                         "Expected " + std::string(member.name) + " to be a string");
+        }
+        *slot = value.string_value();
+        // The body's own field of that name (CreateOrder's customerId) stays in the body.
+        for (int f = 0; f < descriptor->field_count(); ++f)
+          own_field = own_field || descriptor->field(f)->json_name() == member.name;
+      }
+      if (!own_field) continue;
+      if (!kept.empty()) kept += ',';
+      kept += written;
+    }
+    rest = "{" + kept + "}";
   }
-  std::string rest;
-  if (!google::protobuf::util::MessageToJsonString(object, &rest).ok())
-    return refusal("inbound.malformed", "Expected a JSON object of the documented shape");
   if (auto error = api::parse_json(rest, body)) {
-    return refusal("inbound.malformed",
-                   "Expected the body of " + descriptor->name() + ", but: " + error->message);
+    return refusal("inbound.malformed", "Expected the body of " + body->GetDescriptor()->name() +
+                                            ", but: " + error->message);
   }
   return ids;
 }

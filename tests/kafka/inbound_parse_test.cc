@@ -11,8 +11,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-InboundRecord record(std::vector<std::pair<std::string, std::string>> headers,
-                     std::string value) {
+InboundRecord record(std::vector<std::pair<std::string, std::string>> headers, std::string value) {
   InboundRecord r;
   r.topic = "crm.inbound";
   r.partition = 3;
@@ -30,8 +29,8 @@ InboundRefusal refused(const InboundRecord& r) {
 }
 
 TEST(InboundParse, JsonBodyWithThePathsIdsBecomesTheCommand) {
-  auto parsed = parse_inbound(record({{"command", "UpdateCustomer"}},
-                                     R"({"customerId": "cus_1", "region": "East"})"));
+  auto parsed = parse_inbound(
+      record({{"command", "UpdateCustomer"}}, R"({"customerId": "cus_1", "region": "East"})"));
   ASSERT_TRUE(std::holds_alternative<InboundCommand>(parsed));
   const auto& command = std::get<InboundCommand>(parsed).command;
   EXPECT_EQ(command.stream_type(), "customer");
@@ -81,6 +80,48 @@ TEST(InboundParse, RegistrationsWithoutAnIdGetOneFromTheirIdempotencyKey) {
   EXPECT_EQ(inbound_idempotency_key(record({}, "")), "kafka:crm.inbound:3:41");
 }
 
+TEST(InboundParse, TheBodyReadsAsOverHttpEveryDigitAndFieldAsWritten) {
+  auto parsed = parse_inbound(record({{"command", "RecordPayment"}},
+                                     R"({"orderId": "ord_1", "kind": "PAYMENT",
+                                         "amount": {"amountMinor": 9007199254740993,
+                                                    "currency": "CNY"},
+                                         "paymentRef": "A", "payment_ref": "B"})"));
+  ASSERT_TRUE(std::holds_alternative<InboundCommand>(parsed));
+  const auto& payment = std::get<InboundCommand>(parsed).command.record_payment().payment();
+  EXPECT_EQ(payment.amount().amount_minor(), 9007199254740993);  // above 2^53, not rounded
+  // Named twice: the same one wins every time, as parse_json decides for an HTTP body.
+  for (int i = 0; i < 20; ++i) {
+    auto again = parse_inbound(record({{"command", "RecordPayment"}},
+                                      R"({"orderId": "ord_1", "kind": "PAYMENT",
+                                          "amount": {"amountMinor": 9007199254740993,
+                                                     "currency": "CNY"},
+                                          "paymentRef": "A", "payment_ref": "B"})"));
+    ASSERT_TRUE(std::holds_alternative<InboundCommand>(again));
+    EXPECT_EQ(std::get<InboundCommand>(again).command.record_payment().payment().payment_ref(),
+              payment.payment_ref());
+  }
+  // An id written with escapes is read as JSON reads it.
+  auto escaped = parse_inbound(
+      record({{"command", "UpdateCustomer"}}, R"({"region": "x", "customerId": "cus_1"})"));
+  ASSERT_TRUE(std::holds_alternative<InboundCommand>(escaped));
+  EXPECT_EQ(std::get<InboundCommand>(escaped).command.stream_id(), "cus_1");
+  // Anything after the object is refused, as parse_json refuses it.
+  EXPECT_EQ(refused(record({{"command", "UpdateCustomer"}},
+                           R"({"customerId": "c", "region": "x"} trailing)"))
+                .rule,
+            "inbound.malformed");
+  // Several unknown fields: the same one named every time.
+  const auto first = refused(record({{"command", "UpdateCustomer"}},
+                                    R"({"customerId": "c", "zz": 1, "aa": 2, "mm": 3})"))
+                         .reason;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(refused(record({{"command", "UpdateCustomer"}},
+                             R"({"customerId": "c", "zz": 1, "aa": 2, "mm": 3})"))
+                  .reason,
+              first);
+  }
+}
+
 TEST(InboundParse, EveryRefusalNamesItsRule) {
   EXPECT_EQ(refused(record({}, "{}")).rule, "inbound.command_missing");
   EXPECT_EQ(refused(record({{"command", "Teleport"}}, "{}")).rule, "inbound.unknown_command");
@@ -91,9 +132,9 @@ TEST(InboundParse, EveryRefusalNamesItsRule) {
   auto unknown_field = refused(record({{"command", "RegisterCustomer"}}, R"({"nmae": "A"})"));
   EXPECT_EQ(unknown_field.rule, "inbound.malformed");
   EXPECT_THAT(unknown_field.reason, HasSubstr("nmae"));
-  EXPECT_EQ(refused(record({{"command", "RegisterCustomer"}, {"content-type", "text/csv"}}, "{}"))
-                .rule,
-            "inbound.content_type");
+  EXPECT_EQ(
+      refused(record({{"command", "RegisterCustomer"}, {"content-type", "text/csv"}}, "{}")).rule,
+      "inbound.content_type");
   EXPECT_EQ(refused(record({{"command", "UpdateCustomer"}}, R"({"region": "x"})")).rule,
             "inbound.customer_id_required");
   EXPECT_EQ(refused(record({{"command", "RecordPayment"}}, "{}")).rule,
