@@ -10,17 +10,7 @@ packages=(build-essential cmake pkg-config
   librdkafka-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libjemalloc-dev
   wrk)
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+ops/install-packages.sh "${packages[@]}"
 
 build_dir=build
 cmake_args=(-DCMAKE_BUILD_TYPE=Release)

@@ -34,17 +34,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install o
 # and OpenSSL (the SHA-256 behind the customer ids of fuzz_inbound).
 packages=(build-essential cmake libprotobuf-dev protobuf-compiler libssl-dev libclang-rt-14-dev)
 installed clang-14 || installed clang || packages+=(clang-14)
-missing=()
-for p in "${packages[@]}"; do
-  installed "$p" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+ops/install-packages.sh "${packages[@]}"
 cxx=$(command -v clang++-14 || command -v clang++)
 
 build_dir=build-fuzz

@@ -7,17 +7,7 @@ cd "$(dirname "$0")/.."
 # Only the tests need these: promtool (Debian's prometheus) checks /metrics, openssl makes the
 # TLS tests' certificate, kcat is the independent Kafka client of the Kafka tests.
 test_packages=(prometheus openssl kcat)
-missing=()
-for p in "${test_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+ops/install-packages.sh "${test_packages[@]}"
 ops/build.sh "$@"
 build_dir=build
 [ "${1:-}" = "--sanitize" ] && build_dir=build-asan
