@@ -21,6 +21,7 @@
 
 #include "api.pb.h"
 #include "customer.pb.h"
+#include "order.pb.h"
 #include "principal.pb.h"
 #include "tests/support/test_support.h"
 
@@ -222,6 +223,30 @@ class ApiTest : public ::testing::Test {
     }
     for (auto& thread : threads) thread.join();
     return replies;
+  }
+
+  // An order of one line for `customer_id`, submitted under a policy that asks a manager to
+  // approve every order (the offer and the policy are published first); its id.
+  std::string submit_order_asking_a_manager(
+      const std::string& customer_id,
+      std::source_location where = std::source_location::current()) {
+    auto trace = called_from(where);
+    EXPECT_EQ(put("/v1/catalog/offers/LINE", R"({"name": "Line", "kind": "SINGLE", "pricingPlans":
+                  [{"id": "std", "kind": "STANDARD",
+                    "recurring": {"amountMinor": 2900, "currency": "CNY"}}]})")
+                  .status,
+              201);
+    EXPECT_EQ(put("/v1/approval-policies/all",
+                  R"({"rules": [{"name": "every order", "steps": [{"role": "manager"}]}]})")
+                  .status,
+              201);
+    auto created = post("/v1/orders", R"({"customerId": ")" + customer_id + R"("})");
+    EXPECT_EQ(created.status, 201) << created.body;
+    const std::string order = parse_json<order::Order>(created.body).id();
+    EXPECT_EQ(post("/v1/orders/" + order + "/items", R"({"offerId": "LINE"})").status, 201);
+    auto submitted = post("/v1/orders/" + order + ":submit", "");
+    EXPECT_EQ(submitted.status, 200) << submitted.body;
+    return order;
   }
 
   // Reads a command's reply as a Customer and remembers its position.

@@ -83,21 +83,8 @@ TEST_F(Metrics, PassPromtoolCheck) {
 }
 
 TEST_F(Metrics, CountPendingApprovalsAndOpenTasks) {
-  ASSERT_EQ(put("/v1/catalog/offers/LINE", R"({"name": "Line", "kind": "SINGLE", "pricingPlans":
-                [{"id": "std", "kind": "STANDARD",
-                  "recurring": {"amountMinor": 2900, "currency": "CNY"}}]})")
-                .status,
-            201);
-  ASSERT_EQ(put("/v1/approval-policies/all",
-                R"({"rules": [{"name": "every order", "steps": [{"role": "manager"}]}]})")
-                .status,
-            201);
   const std::string customer = register_customer(kMinimalCustomer).id();
-  auto created = post("/v1/orders", R"({"customerId": ")" + customer + R"("})");
-  ASSERT_EQ(created.status, 201) << created.body;
-  const std::string order = parse_json<order::Order>(created.body).id();
-  ASSERT_EQ(post("/v1/orders/" + order + "/items", R"({"offerId": "LINE"})").status, 201);
-  ASSERT_EQ(post("/v1/orders/" + order + ":submit", "").status, 200);
+  submit_order_asking_a_manager(customer);
   for (const char* subject : {"Call back", "Send the contract"}) {
     auto task = post("/v1/tasks", R"({"customerId": ")" + customer + R"(", "subject": ")" +
                                       subject + R"(", "dueAt": "2999-12-01T09:00:00Z",

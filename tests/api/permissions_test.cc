@@ -257,22 +257,8 @@ TEST_F(DataPermissions, AReassignedCustomerMovesWithItsOrdersToTheNewOwner) {
 }
 
 TEST_F(DataPermissions, AManagerDecidesOnlyItsTeamsApprovals) {
-  ASSERT_EQ(put("/v1/catalog/offers/LINE", R"({"name": "Line", "kind": "SINGLE", "pricingPlans":
-                [{"id": "std", "kind": "STANDARD",
-                  "recurring": {"amountMinor": 2900, "currency": "CNY"}}]})")
-                .status,
-            201);
-  ASSERT_EQ(put("/v1/approval-policies/all",
-                R"({"rules": [{"name": "every order", "steps": [{"role": "manager"}]}]})")
-                .status,
-            201);
   const std::string south_manager = token_for("mgr-s", "manager", "south");
-  auto created = post("/v1/orders", R"({"customerId": ")" + of_b_ + R"("})");
-  ASSERT_EQ(created.status, 201);
-  const std::string order = parse_json<order::Order>(created.body).id();
-  ASSERT_EQ(post("/v1/orders/" + order + "/items", R"({"offerId": "LINE"})").status, 201);
-  auto submitted = post("/v1/orders/" + order + ":submit", "");
-  ASSERT_EQ(submitted.status, 200) << submitted.body;
+  const std::string order = submit_order_asking_a_manager(of_b_);
   list();  // the read models hold the step
 
   auto north_inbox = as(manager_, req("GET", "/v1/approvals"));
