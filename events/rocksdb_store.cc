@@ -65,6 +65,11 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options) {
   // Most point reads on the write path miss (a new customer has no state, no stream head):
   // bloom filters, also over the memtable, answer those without searching.
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filter blocks live in the block cache too (level 0's pinned, being read most), so
+  // the resident size stays within the cache's bound however large the data grows.
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions family_options;
   family_options.memtable_prefix_bloom_size_ratio = 0.02;
   family_options.memtable_whole_key_filtering = true;
