@@ -53,6 +53,8 @@ struct CustomerScope {
   std::string principal_id;
   std::string team;
   bool all() const { return kind == Kind::kAll; }
+  // Whether data permissions narrow approvals too: only for a manager with a team.
+  bool narrows_approvals() const { return kind == Kind::kTeam && !team.empty(); }
   bool covers(const std::string& owner_id, const std::string& customer_team) const;
   // "only customers it owns", for refusals.
   std::string describe() const;

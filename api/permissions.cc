@@ -74,40 +74,44 @@ std::string Server::customer_of_order(const std::string& order_id) {
   return static_cast<const order::Order&>(*loaded->state).customer_id();
 }
 
+Result<std::shared_ptr<const customer::Customer>> Server::load_customer(
+    const std::string& customer_id) {
+  auto loaded = engine_.read(kCustomerStream, customer_id);
+  if (!loaded.is_ok()) return loaded.status();
+  if (loaded->version == 0) return std::shared_ptr<const customer::Customer>();
+  return std::static_pointer_cast<const customer::Customer>(
+      std::shared_ptr<const google::protobuf::Message>(loaded->state));
+}
+
 bool Server::in_scope(const Call& call, const std::string& customer_id) {
   if (call.scope.all() || customer_id.empty()) return true;
-  auto loaded = engine_.read(kCustomerStream, customer_id);
-  if (!loaded.is_ok() || loaded->version == 0) return true;
-  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
-  return call.scope.covers(c.owner_id(), c.team());
+  auto c = load_customer(customer_id);
+  return !c.is_ok() || !c.value() || call.scope.covers(c.value()->owner_id(), c.value()->team());
 }
 
 bool Server::approver_in_scope(Call& call, const std::string& customer_id, bool reply) {
   const auto& scope = call.scope;
-  if (scope.kind != CustomerScope::Kind::kTeam || scope.team.empty() || customer_id.empty())
+  if (!scope.narrows_approvals() || customer_id.empty()) return true;
+  auto c = load_customer(customer_id);
+  if (!c.is_ok() || !c.value()) return true;
+  if (c.value()->team().empty() || scope.covers(c.value()->owner_id(), c.value()->team()))
     return true;
-  auto loaded = engine_.read(kCustomerStream, customer_id);
-  if (!loaded.is_ok() || loaded->version == 0) return true;
-  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
-  if (c.team().empty() || scope.covers(c.owner_id(), c.team())) return true;
   if (reply) {
     reply_problem(call, forbidden("Principal '" + call.caller.id + "' decides the approvals of " +
                                   scope.describe() + "; customer '" + customer_id +
-                                  "' is of team '" + c.team() + "'"));
+                                  "' is of team '" + c.value()->team() + "'"));
   }
   return false;
 }
 
 bool Server::check_customer_scope(Call& call, const std::string& customer_id) {
   if (call.scope.all()) return true;
-  auto loaded = engine_.read(kCustomerStream, customer_id);
-  if (!loaded.is_ok()) {
-    reply_problem(call, problem_from(loaded.status()));
+  auto c = load_customer(customer_id);
+  if (!c.is_ok()) {
+    reply_problem(call, problem_from(c.status()));
     return false;
   }
-  if (loaded->version == 0) return true;
-  const auto& c = static_cast<const customer::Customer&>(*loaded->state);
-  if (call.scope.covers(c.owner_id(), c.team())) return true;
+  if (!c.value() || call.scope.covers(c.value()->owner_id(), c.value()->team())) return true;
   reply_problem(call, forbidden("Principal '" + call.caller.id + "' may see and change " +
                                 call.scope.describe() + "; customer '" + customer_id +
                                 "' is not one of them"));

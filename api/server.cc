@@ -164,9 +164,11 @@ Server::Server(Engine& engine, Projector& projector, Principals& principals, con
 
 Server::~Server() { stop(); }
 
-std::string Server::setup_error() const {
-  if (http_->is_valid()) return "";
-  return "the TLS certificate " + options_.tls_cert_file + " or key " + options_.tls_key_file +
+std::string tls_setup_error(const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return "";
+  if (httplib::SSLServer(options.tls_cert_file.c_str(), options.tls_key_file.c_str()).is_valid())
+    return "";
+  return "the TLS certificate " + options.tls_cert_file + " or key " + options.tls_key_file +
          " cannot be loaded (PEM files, the key matching the certificate)";
 }
 

@@ -86,8 +86,6 @@ class Server {
   // handled are answered, so the engine behind them can be shut down after.
   void stop();
   bool running() const { return http_->is_running(); }
-  // Why the server cannot serve (a TLS certificate or key that does not load), or "".
-  std::string setup_error() const;
 
  private:
   using Handler = std::function<void(Call&)>;
@@ -107,6 +105,8 @@ class Server {
   // data permissions narrow it only for a manager with a team, who decides the steps of its
   // team's customers (and of customers with no team). False after a 403 when `reply`.
   bool approver_in_scope(Call& call, const std::string& customer_id, bool reply);
+  // A customer's state, null when it is not registered.
+  Result<std::shared_ptr<const customer::Customer>> load_customer(const std::string& customer_id);
   // The customer an order belongs to ("" when there is no such order).
   std::string customer_of_order(const std::string& order_id);
   // A customer being registered by a scoped caller (sales, manager): owned by the caller and in
@@ -186,6 +186,10 @@ class Server {
 
 // Reads a whole decimal number in [min, max] (query parameters); false when `text` is not one.
 bool parse_count(const std::string& text, uint64_t min, uint64_t max, uint64_t* out);
+
+// Why a server with `options` could not serve HTTPS (a certificate or key that does not load), or
+// "" (also when no TLS is configured). Checked before the engine writes anything.
+std::string tls_setup_error(const ServerOptions& options);
 
 // Whether the request's Content-Type is `expected` (lower case), parameters aside.
 bool has_media_type(const httplib::Request& request, std::string_view expected);

@@ -72,15 +72,8 @@ Result<OfflineLog> open_offline(const std::string& data_dir, uint32_t partitions
 Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clock, IdSource& ids) {
   std::unique_ptr<App> app(new App());
   // A certificate that does not load stops the start before anything is written.
-  if (!config.http.tls_cert_file.empty()) {
-    httplib::SSLServer probe(config.http.tls_cert_file.c_str(), config.http.tls_key_file.c_str());
-    if (!probe.is_valid()) {
-      return Status::invalid_argument(
-          "the TLS certificate " + config.http.tls_cert_file + " or key " +
-          config.http.tls_key_file +
-          " cannot be loaded (PEM files, the key matching the certificate)");
-    }
-  }
+  if (auto error = api::tls_setup_error(config.http); !error.empty())
+    return Status::invalid_argument(error);
   if (auto s = prepare_data_dir(config.data_dir); !s.is_ok()) return s;
   app->metrics_ = std::make_unique<Metrics>();
   StoreOptions store_options;
@@ -126,8 +119,6 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   }
   app->server_ = std::make_unique<api::Server>(*app->engine_, *app->projector_, app->principals_,
                                                clock, ids, std::move(http));
-  if (auto error = app->server_->setup_error(); !error.empty())
-    return Status::invalid_argument(error);
   if (!config.inbound.brokers.empty()) {
     auto inbound =
         InboundConsumer::start(config.inbound, *app->engine_, clock, ids, app->metrics_.get());
