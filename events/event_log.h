@@ -33,11 +33,15 @@ struct StreamAppend {
   // The log fills in stream_id, stream_version, position, previous_hash and hash; the caller
   // sets everything else (type, data, times, actor, ids).
   std::vector<events::EventEnvelope> events;
+  // What the stream is partitioned by (a customer id); a log on Kafka keys its records with it.
+  // Empty: the stream id.
+  std::string partition_key = {};
 };
 
-// A key/value written in the same atomic step as the events: aggregate state, idempotency keys.
+// A key/value written in the same atomic step as the events: aggregate state, idempotency keys,
+// and (for a replicated log) where its copy stands in the source.
 struct SideWrite {
-  enum class Table { kState, kIdempotency };
+  enum class Table { kState, kIdempotency, kCheckpoint };
   Table table;
   std::string key;
   std::string value;

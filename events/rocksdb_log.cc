@@ -101,6 +101,10 @@ Result<std::unique_ptr<RocksDbLog>> RocksDbLog::open(Store& store, uint32_t part
 }
 
 Result<AppendResult> RocksDbLog::append(AppendRequest request) {
+  return append_published(std::move(request), nullptr);
+}
+
+Result<AppendResult> RocksDbLog::append_published(AppendRequest request, const Publish& publish) {
   if (request.partition >= partitions_.size())
     return Status::invalid_argument("no partition " + std::to_string(request.partition));
   Partition& partition = *partitions_[request.partition];
@@ -134,21 +138,81 @@ Result<AppendResult> RocksDbLog::append(AppendRequest request) {
   }
   std::vector<SideWrite> side_writes;
   if (request.side_writes) side_writes = request.side_writes(request.streams);
+  if (publish) {
+    if (auto s = publish(request.partition, request.streams, side_writes); !s.is_ok()) return s;
+  }
+  std::vector<const events::EventEnvelope*> events;
+  for (const auto& stream : request.streams)
+    for (const auto& event : stream.events) events.push_back(&event);
+  auto s = store_sealed(partition, request.partition, events, heads, side_writes, offset,
+                        /*durable=*/true);
+  if (!s.is_ok()) return s;
+  return AppendResult{std::move(request.streams)};
+}
 
-  struct Record {
-    std::string key, value;
-  };
-  std::vector<Record> log_records, stream_records;
-  for (const auto& stream : request.streams) {
-    for (const auto& event : stream.events) {
-      Record record{log_key(request.partition, event.position().offset()), {}};
-      event.SerializeToString(&record.value);
-      log_records.push_back(std::move(record));
-      std::string position;
-      put_u32_be(position, request.partition);
-      put_u64_be(position, event.position().offset());
-      stream_records.push_back({index_key(stream.stream_id, event.stream_version()), position});
+Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<Replicated>& events,
+                                    const std::vector<SideWrite>& extra) {
+  if (partition_index >= partitions_.size())
+    return Status::invalid_argument("no partition " + std::to_string(partition_index));
+  Partition& partition = *partitions_[partition_index];
+  std::lock_guard append_lock(partition.append_mu);
+
+  std::unordered_map<std::string, StreamHead> heads;
+  std::vector<const events::EventEnvelope*> to_store;
+  std::vector<SideWrite> side_writes;
+  uint64_t offset = partition.end_offset;
+  for (const auto& replicated : events) {
+    const auto& event = replicated.event;
+    const std::string where = std::to_string(partition_index) + ":" +
+                              std::to_string(event.position().offset());
+    if (event.position().partition() != partition_index)
+      return Status::corruption("event " + where + " names partition " +
+                                std::to_string(event.position().partition()));
+    if (event.position().offset() < offset) continue;  // stored already (this copy wrote it)
+    if (event.position().offset() > offset)
+      return Status::corruption("expected the event at " + std::to_string(partition_index) + ":" +
+                                std::to_string(offset) + " next, but got " + where);
+    if (auto s = check_stream_id(event.stream_id()); !s.is_ok()) return s;
+    auto found = heads.find(event.stream_id());
+    if (found == heads.end()) {
+      auto head = stream_head(event.stream_id());
+      if (!head.is_ok()) return head.status();
+      found = heads.emplace(event.stream_id(), std::move(head.value())).first;
     }
+    StreamHead& head = found->second;
+    if (event.stream_version() != head.version + 1 || event.previous_hash() != head.hash ||
+        hash_chain::compute(event) != event.hash()) {
+      return Status::corruption("event " + where + " of stream '" + event.stream_id() +
+                                "' does not continue its chain at version " +
+                                std::to_string(head.version));
+    }
+    head.version = event.stream_version();
+    head.hash = event.hash();
+    head.position = event.position();
+    ++offset;
+    to_store.push_back(&event);
+    side_writes.insert(side_writes.end(), replicated.side_writes.begin(),
+                       replicated.side_writes.end());
+  }
+  side_writes.insert(side_writes.end(), extra.begin(), extra.end());
+  return store_sealed(partition, partition_index, to_store, heads, side_writes, offset,
+                      /*durable=*/false);
+}
+
+Status RocksDbLog::store_sealed(Partition& partition, uint32_t partition_index,
+                                const std::vector<const events::EventEnvelope*>& events,
+                                const std::unordered_map<std::string, StreamHead>& heads,
+                                const std::vector<SideWrite>& side_writes, uint64_t end,
+                                bool durable) {
+  std::vector<Record> log_records, stream_records;
+  for (const auto* event : events) {
+    Record record{log_key(partition_index, event->position().offset()), {}};
+    event->SerializeToString(&record.value);
+    log_records.push_back(std::move(record));
+    std::string position;
+    put_u32_be(position, partition_index);
+    put_u64_be(position, event->position().offset());
+    stream_records.push_back({index_key(event->stream_id(), event->stream_version()), position});
   }
   for (const auto& [stream_id, head] : heads) {
     stream_records.push_back({head_key(stream_id), encode_head(head)});
@@ -156,24 +220,39 @@ Result<AppendResult> RocksDbLog::append(AppendRequest request) {
 
   auto* log_family = store_.family(Store::Family::kLog);
   auto* stream_family = store_.family(Store::Family::kStreams);
-  auto* state_family = store_.family(Store::Family::kState);
-  auto* idempotency_family = store_.family(Store::Family::kIdempotency);
-  auto s = store_.write_durable([&](rocksdb::WriteBatch& batch) {
+  auto family_of = [&](SideWrite::Table table) {
+    switch (table) {
+      case SideWrite::Table::kState:
+        return store_.family(Store::Family::kState);
+      case SideWrite::Table::kIdempotency:
+        return store_.family(Store::Family::kIdempotency);
+      case SideWrite::Table::kCheckpoint:
+        break;
+    }
+    return store_.family(Store::Family::kCheckpoints);
+  };
+  auto fill = [&](rocksdb::WriteBatch& batch) {
     for (const auto& r : log_records) batch.Put(log_family, r.key, r.value).PermitUncheckedError();
     for (const auto& r : stream_records)
       batch.Put(stream_family, r.key, r.value).PermitUncheckedError();
-    for (const auto& w : side_writes) {
-      auto* family = w.table == SideWrite::Table::kState ? state_family : idempotency_family;
-      batch.Put(family, w.key, w.value).PermitUncheckedError();
-    }
-  });
+    for (const auto& w : side_writes)
+      batch.Put(family_of(w.table), w.key, w.value).PermitUncheckedError();
+  };
+  Status s;
+  if (durable) {
+    s = store_.write_durable(fill);
+  } else {
+    rocksdb::WriteBatch batch;
+    fill(batch);
+    s = store_.write(batch);
+  }
   if (!s.is_ok()) return s;
   {
     std::lock_guard wait_lock(wait_mu_);
-    partition.end_offset = offset;
+    partition.end_offset = end;
   }
   wait_cv_.notify_all();
-  return AppendResult{std::move(request.streams)};
+  return Status::ok();
 }
 
 Result<std::vector<events::EventEnvelope>> RocksDbLog::read_partition(uint32_t partition,

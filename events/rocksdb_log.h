@@ -9,8 +9,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "events/event_log.h"
@@ -28,6 +30,24 @@ class RocksDbLog final : public EventLog {
 
   uint32_t partition_count() const override { return static_cast<uint32_t>(partitions_.size()); }
   Result<AppendResult> append(AppendRequest request) override;
+
+  // append(), with `publish` called once the request is sealed and its side writes known, and
+  // before anything is stored: a log that replicates elsewhere first (Kafka) writes there; when
+  // publish fails, nothing is stored and its status is returned.
+  using Publish = std::function<Status(uint32_t partition, const std::vector<StreamAppend>& sealed,
+                                       const std::vector<SideWrite>& side_writes)>;
+  Result<AppendResult> append_published(AppendRequest request, const Publish& publish);
+
+  // Stores events sealed by another copy of the log (read back from Kafka), in one atomic step
+  // with their side writes and `extra` (the copy's checkpoint). Events must continue the
+  // partition (an offset already stored is skipped, with its side writes: they are older than
+  // what is stored) and their streams' chains; anything else is kCorruption and stores nothing.
+  struct Replicated {
+    events::EventEnvelope event;
+    std::vector<SideWrite> side_writes;  // stored with the event (those of its append)
+  };
+  Status apply_replicated(uint32_t partition, const std::vector<Replicated>& events,
+                          const std::vector<SideWrite>& extra);
   Result<std::vector<events::EventEnvelope>> read_partition(uint32_t partition,
                                                             uint64_t from_offset,
                                                             size_t max_events) override;
@@ -63,6 +83,15 @@ class RocksDbLog final : public EventLog {
   };
 
   explicit RocksDbLog(Store& store) : store_(store) {}
+  struct Record {
+    std::string key, value;
+  };
+  // Stores sealed events (log, stream index, `heads`) and side writes in one atomic step, then
+  // moves the partition's end to `end`. Called with the partition's append_mu held.
+  Status store_sealed(Partition& partition, uint32_t partition_index,
+                      const std::vector<const events::EventEnvelope*>& events,
+                      const std::unordered_map<std::string, StreamHead>& heads,
+                      const std::vector<SideWrite>& side_writes, uint64_t end, bool durable);
 
   Store& store_;
   std::vector<std::unique_ptr<Partition>> partitions_;

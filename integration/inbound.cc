@@ -8,6 +8,7 @@
 
 #include "aggregates/order/order.h"
 #include "events/codec.h"
+#include "integration/kafka_client.h"
 #include "order.pb.h"
 #include "workflow/aggregate_handler.h"
 
@@ -40,47 +41,8 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
   delete slot;
 }
 
-Result<rd_kafka_conf_t*> kafka_conf(
-    const InboundOptions& options, std::initializer_list<std::pair<const char*, std::string>> own) {
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  char error[512];
-  auto set = [&](const std::string& name, const std::string& value) -> Status {
-    if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error) !=
-        RD_KAFKA_CONF_OK) {
-      return Status::invalid_argument("Kafka setting " + name + ": " + error);
-    }
-    return Status::ok();
-  };
-  Status s = set("bootstrap.servers", options.brokers);
-  if (s.is_ok()) s = set("log_level", "3");
-  for (const auto& [name, value] : own)
-    if (s.is_ok()) s = set(name, value);
-  for (const auto& [name, value] : options.kafka_settings)
-    if (s.is_ok()) s = set(name, value);
-  if (!s.is_ok()) {
-    rd_kafka_conf_destroy(conf);
-    return s;
-  }
-  return conf;
-}
-
-// Creates the topics that are missing (brokers that create topics on first use, and clusters
-// where the engine lacks the right, are fine: an error other than the broker's absence is left
-// to the subscription, which waits for the topic).
-void create_topics(rd_kafka_t* admin, const InboundOptions& options, int brokers) {
-  const int replication = std::max(1, std::min(options.replication_factor, brokers));
-  std::vector<rd_kafka_NewTopic_t*> topics;
-  char error[256];
-  for (const auto& name : {options.topic, options.rejected_topic}) {
-    if (auto* topic = rd_kafka_NewTopic_new(name.c_str(), options.topic_partitions, replication,
-                                            error, sizeof error))
-      topics.push_back(topic);
-  }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
-  rd_kafka_CreateTopics(admin, topics.data(), topics.size(), nullptr, queue);
-  if (rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 10000)) rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy_array(topics.data(), topics.size());
+kafka::ClientOptions client_options(const InboundOptions& options) {
+  return {options.brokers, options.kafka_settings, options.connect_timeout};
 }
 
 }  // namespace
@@ -100,7 +62,7 @@ Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOpt
   std::unique_ptr<InboundConsumer> inbound(
       new InboundConsumer(options, engine, clock, ids, metrics));
   char error[512];
-  auto producer_conf = kafka_conf(options, {{"enable.idempotence", "true"}, {"acks", "all"}});
+  auto producer_conf = kafka::make_conf(client_options(options), {{"enable.idempotence", "true"}, {"acks", "all"}});
   if (!producer_conf.is_ok()) return producer_conf.status();
   rd_kafka_conf_set_dr_msg_cb(producer_conf.value(), on_delivery);
   inbound->kafka_->producer =
@@ -109,19 +71,12 @@ Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOpt
     return Status::invalid_argument(std::string("Kafka producer: ") + error);
 
   // Reaching the brokers at all: a clear start-up error instead of a silent wait.
-  const rd_kafka_metadata_t* metadata = nullptr;
-  auto err = rd_kafka_metadata(inbound->kafka_->producer, 0, nullptr, &metadata,
-                               static_cast<int>(options.connect_timeout.count()));
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Status::unavailable("cannot reach the Kafka brokers at " + options.brokers + " within " +
-                               std::to_string(options.connect_timeout.count()) +
-                               " ms: " + rd_kafka_err2str(err));
-  }
-  const int brokers = metadata->broker_cnt;
-  rd_kafka_metadata_destroy(metadata);
-  create_topics(inbound->kafka_->producer, options, brokers);
+  auto brokers = kafka::reach_brokers(inbound->kafka_->producer, client_options(options));
+  if (!brokers.is_ok()) return brokers.status();
+  kafka::create_topics(inbound->kafka_->producer, {options.topic, options.rejected_topic},
+                       options.topic_partitions, options.replication_factor, brokers.value());
 
-  auto consumer_conf = kafka_conf(options, {{"group.id", options.group},
+  auto consumer_conf = kafka::make_conf(client_options(options), {{"group.id", options.group},
                                             {"enable.auto.commit", "false"},
                                             {"enable.auto.offset.store", "false"},
                                             {"auto.offset.reset", "earliest"},
@@ -134,7 +89,7 @@ Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOpt
   rd_kafka_poll_set_consumer(inbound->kafka_->consumer);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);
-  err = rd_kafka_subscribe(inbound->kafka_->consumer, topics);
+  auto err = rd_kafka_subscribe(inbound->kafka_->consumer, topics);
   rd_kafka_topic_partition_list_destroy(topics);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return Status::unavailable(std::string("cannot subscribe to ") + options.topic + ": " +

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <deque>
 #include <set>
 #include <thread>
 
@@ -10,6 +11,8 @@
 #include "events/codec.h"
 #include "events/hash_chain.h"
 #include "events/rocksdb_log.h"
+#include "integration/kafka_log.h"
+#include "tests/support/kafka_mock.h"
 #include "tests/support/test_support.h"
 
 namespace crm {
@@ -47,6 +50,51 @@ class RocksDbHarness final : public LogHarness {
   std::unique_ptr<RocksDbLog> log_;
 };
 
+// The log on Kafka: librdkafka's mock cluster (3 brokers, its own process, shared by the suite),
+// a topic and transactional ids of the harness's own, and the local copy in a directory that a
+// reopen keeps — or, with `fresh_copy`, replaces by an empty one, so that everything read after
+// the reopen comes back from crm.events.
+class KafkaHarness final : public LogHarness {
+ public:
+  KafkaHarness(uint32_t partitions, bool fresh_copy)
+      : partitions_(partitions), fresh_copy_(fresh_copy) {
+    static std::atomic<int> harnesses{0};
+    const int n = harnesses++;
+    options_.client.brokers = cluster().bootstrap();
+    options_.topic = "crm.events." + std::to_string(n);
+    options_.transactional_id_prefix = "crm-events-" + std::to_string(n) + "-";
+    options_.replication_factor = 3;
+    reopen();
+  }
+  EventLog& log() override { return *log_; }
+  void reopen() override {
+    log_.reset();
+    store_.reset();
+    if (fresh_copy_) dirs_.emplace_back();
+    ASSERT_FALSE(cluster().bootstrap().empty()) << cluster().error();
+    StoreOptions store_options;
+    store_options.path = dirs_.back().path() + "/db";
+    auto store = Store::open(store_options);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    store_ = std::move(store.value());
+    auto log = KafkaLog::open(*store_, partitions_, options_);
+    ASSERT_TRUE(log.is_ok()) << log.status().to_string();
+    log_ = std::move(log.value());
+  }
+
+ private:
+  static testing::KafkaMock& cluster() {
+    static testing::KafkaMock mock(3);
+    return mock;
+  }
+  uint32_t partitions_;
+  bool fresh_copy_;
+  KafkaLogOptions options_;
+  std::deque<testing::TempDir> dirs_{1};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<KafkaLog> log_;
+};
+
 struct LogBackend {
   std::string name;
   std::function<std::unique_ptr<LogHarness>(uint32_t partitions)> make;
@@ -80,6 +128,8 @@ AppendRequest request(uint32_t partition, const std::string& stream, uint64_t ex
   r.streams.push_back(std::move(s));
   return r;
 }
+
+void PrintTo(const LogBackend& backend, std::ostream* out) { *out << backend.name; }
 
 class LogContract : public ::testing::TestWithParam<LogBackend> {
  protected:
@@ -281,11 +331,20 @@ TEST_P(LogContract, RefusesBadRequests) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, LogContract,
-                         ::testing::Values(LogBackend{
-                             "rocksdb",
-                             [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
-                               return std::make_unique<RocksDbHarness>(partitions);
-                             }}),
+                         ::testing::Values(
+                             LogBackend{"rocksdb",
+                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                          return std::make_unique<RocksDbHarness>(partitions);
+                                        }},
+                             LogBackend{"kafka",
+                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                          return std::make_unique<KafkaHarness>(partitions, false);
+                                        }},
+                             // Reopened on an empty local copy: all of it back from crm.events.
+                             LogBackend{"kafka_rebuilt",
+                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                          return std::make_unique<KafkaHarness>(partitions, true);
+                                        }}),
                          [](const auto& info) { return info.param.name; });
 
 }  // namespace
