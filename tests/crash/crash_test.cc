@@ -34,6 +34,7 @@
 
 #include "api.pb.h"
 #include "customer.pb.h"
+#include "tests/support/engine_process.h"
 #include "tests/support/test_support.h"
 
 extern char** environ;
@@ -51,168 +52,14 @@ constexpr int kPartitions = 4;
 // cycle, so the kill lands at a different point), or when the write window closes.
 constexpr size_t kAcknowledgedBeforeKill = 300;
 constexpr auto kWriteWindowMax = 8s;
-constexpr auto kStartTimeout = 20s;
-constexpr auto kStopTimeout = 40s;  // the drain waits at most the command timeout (30 s) + 5 s
 constexpr auto kReadModelTimeout = 15s;
 constexpr char kAdminPrincipal[] = "admin";  // the principal of <data-dir>/admin.token
 constexpr char kJson[] = "application/json";
 
-// A port nobody listens on right now (another process may still take it before we do; start()
-// retries on "cannot listen").
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t length = sizeof address;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
+std::vector<std::string> serve_flags() { return {"--partitions", std::to_string(kPartitions)}; }
 
-std::unique_ptr<httplib::Client> new_client(int port, const std::string& token) {
-  auto client = std::make_unique<httplib::Client>("127.0.0.1", port);
-  client->set_keep_alive(true);
-  client->set_tcp_nodelay(true);
-  client->set_connection_timeout(2, 0);
-  client->set_read_timeout(10, 0);
-  client->set_write_timeout(10, 0);
-  if (!token.empty()) client->set_bearer_token_auth(token);
-  return client;
-}
-
-// `crm serve` as a child process; killed with SIGKILL when destroyed while still running.
-class EngineProcess {
- public:
-  EngineProcess(std::string data_dir, std::string log_path)
-      : data_dir_(std::move(data_dir)), log_path_(std::move(log_path)) {}
-  EngineProcess(const EngineProcess&) = delete;
-  EngineProcess& operator=(const EngineProcess&) = delete;
-  ~EngineProcess() { kill_now(); }
-
-  // Spawns the binary on a free port and waits until /healthz answers 200.
-  ::testing::AssertionResult start() {
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      const auto log_start = std::filesystem::exists(log_path_)
-                                 ? std::filesystem::file_size(log_path_)
-                                 : std::uintmax_t{0};
-      port_ = free_port();
-      if (port_ < 0) return ::testing::AssertionFailure() << "no free port";
-      if (auto spawned = spawn(); !spawned) return spawned;
-      if (wait_healthy()) return ::testing::AssertionSuccess();
-      const bool exited = pid_ < 0;
-      kill_now();
-      const std::string output = testing::read_file(log_path_).substr(log_start);
-      // Someone took the port between free_port() and the engine's bind: try another one.
-      if (exited && output.find("cannot listen") != std::string::npos) continue;
-      return ::testing::AssertionFailure()
-             << "crm serve did not become healthy on port " << port_
-             << (exited ? " (it exited: " + exit_description_ + ")" : "") << "; its output:\n"
-             << output;
-    }
-    return ::testing::AssertionFailure() << "crm serve found no free port in 3 attempts";
-  }
-
-  // SIGKILL, as a power cut would; waits for the process to be gone.
-  void kill_now() {
-    if (pid_ < 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
-  // SIGTERM; the engine must finish in-flight work and exit 0 within kStopTimeout.
-  ::testing::AssertionResult stop_gracefully() {
-    if (pid_ < 0) return ::testing::AssertionFailure() << "crm serve is not running";
-    ::kill(pid_, SIGTERM);
-    if (!testing::wait_until([&] { return !running(); },
-                             std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout))) {
-      kill_now();
-      return ::testing::AssertionFailure() << "crm serve did not exit within "
-                                           << kStopTimeout.count() << " s of SIGTERM; killed it";
-    }
-    if (exit_description_ != "exit code 0")
-      return ::testing::AssertionFailure() << "crm serve ended with " << exit_description_
-                                           << " after SIGTERM, expected exit code 0";
-    return ::testing::AssertionSuccess();
-  }
-
-  int port() const { return port_; }
-  std::string admin_token() const {
-    std::string token = testing::read_file(data_dir_ + "/admin.token");
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-    return token;
-  }
-
- private:
-  ::testing::AssertionResult spawn() {
-    {
-      std::ofstream log(log_path_, std::ios::app);
-      log << "=== crm serve --listen 127.0.0.1:" << port_ << " ===\n";
-    }
-    const std::string listen = "127.0.0.1:" + std::to_string(port_);
-    const std::string partitions = std::to_string(kPartitions);
-    std::vector<std::string> args = {CRM_BINARY, "serve", "--data-dir",   data_dir_,
-                                     "--listen", listen,  "--partitions", partitions};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    pid_t pid = -1;
-    const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (error != 0)
-      return ::testing::AssertionFailure()
-             << "cannot spawn " << CRM_BINARY << ": " << std::strerror(error);
-    pid_ = pid;
-    exit_description_.clear();
-    return ::testing::AssertionSuccess();
-  }
-
-  bool wait_healthy() {
-    auto client = new_client(port_, "");
-    client->set_connection_timeout(0, 200000);
-    return testing::wait_until(
-               [&] {
-                 if (!running()) return true;  // stop waiting; start() sees pid_ < 0
-                 auto reply = client->Get("/healthz");
-                 return reply && reply->status == 200;
-               },
-               std::chrono::duration_cast<std::chrono::milliseconds>(kStartTimeout)) &&
-           running();
-  }
-
-  // Reaps the child if it has ended; false once it has.
-  bool running() {
-    if (pid_ < 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
-    pid_ = -1;
-    exit_description_ = WIFEXITED(status)     ? "exit code " + std::to_string(WEXITSTATUS(status))
-                        : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                              : "status " + std::to_string(status);
-    return false;
-  }
-
-  std::string data_dir_;
-  std::string log_path_;
-  pid_t pid_ = -1;
-  int port_ = -1;
-  std::string exit_description_;
-};
+using testing::EngineProcess;
+using testing::new_client;
 
 // One HTTP answer; status 0 when there was none (refused, reset, timed out).
 struct Reply {
@@ -530,12 +377,12 @@ TEST_F(CrashTest, SigtermUnderLoadDrainsAndLosesNoAcknowledgedWrite) {
   const std::string data_dir = dir_.path() + "/data";
   std::vector<WriterLog> logs;
   {
-    EngineProcess engine(data_dir, log_path_);
+    EngineProcess engine(data_dir, log_path_, serve_flags());
     ASSERT_TRUE(engine.start());
     logs = write_and_kill(0, engine, /*graceful=*/true);
   }
   ASSERT_FALSE(HasFailure());
-  EngineProcess restarted(data_dir, log_path_);
+  EngineProcess restarted(data_dir, log_path_, serve_flags());
   ASSERT_TRUE(restarted.start());
   auto client = new_client(restarted.port(), restarted.admin_token());
   size_t acknowledged = 0;
@@ -559,12 +406,12 @@ TEST_F(CrashTest, AcknowledgedWritesSurviveKillNineAndNoCommandIsHalfWritten) {
     const auto cycle_started = SteadyClock::now();
     std::vector<WriterLog> logs;
     {
-      EngineProcess victim(data_dir, log_path_);
+      EngineProcess victim(data_dir, log_path_, serve_flags());
       ASSERT_TRUE(victim.start());
       logs = write_and_kill(cycle, victim);
     }
 
-    EngineProcess survivor(data_dir, log_path_);
+    EngineProcess survivor(data_dir, log_path_, serve_flags());
     ASSERT_TRUE(survivor.start());
     auto client = new_client(survivor.port(), survivor.admin_token());
 
