@@ -78,6 +78,10 @@ class EventLog {
 
   virtual uint32_t partition_count() const = 0;
 
+  // Whether this instance may append to `partition` now (a log on Kafka appends only to the
+  // partitions its instance owns); kUnavailable says why not.
+  virtual Status writable(uint32_t /*partition*/) const { return Status::ok(); }
+
   // Durable, atomic append to one partition. kConflict on a version mismatch (nothing stored),
   // kUnavailable if the log has failed and must be reopened.
   virtual Result<AppendResult> append(AppendRequest request) = 0;

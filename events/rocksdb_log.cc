@@ -163,8 +163,8 @@ Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<
   uint64_t offset = partition.end_offset;
   for (const auto& replicated : events) {
     const auto& event = replicated.event;
-    const std::string where = std::to_string(partition_index) + ":" +
-                              std::to_string(event.position().offset());
+    const std::string where =
+        std::to_string(partition_index) + ":" + std::to_string(event.position().offset());
     if (event.position().partition() != partition_index)
       return Status::corruption("event " + where + " names partition " +
                                 std::to_string(event.position().partition()));

@@ -23,16 +23,17 @@ struct ClientOptions {
 };
 
 // A librdkafka configuration: the brokers, `own` settings, then the user's (which win).
-Result<rd_kafka_conf_t*> make_conf(
-    const ClientOptions& options,
-    std::initializer_list<std::pair<const char*, std::string>> own);
+Result<rd_kafka_conf_t*> make_conf(const ClientOptions& options,
+                                   std::initializer_list<std::pair<const char*, std::string>> own);
 
 // The number of brokers, once they answer; kUnavailable naming them when they do not in time.
 Result<int> reach_brokers(rd_kafka_t* client, const ClientOptions& options);
 
-// Creates the topics that are missing, with `partitions` partitions and the replication factor
-// capped by the brokers there are (brokers that create topics on first use, and clusters where
-// the engine lacks the right, are fine: other errors are left to whoever uses the topic).
+// Creates the topics that are missing (ask through a client with allow.auto.create.topics=false,
+// or the question creates them with the broker's defaults), with `partitions` partitions and the
+// replication factor capped by the brokers there are (brokers that create topics on first use, and
+// clusters where the engine lacks the right, are fine: other errors are left to whoever uses the
+// topic).
 void create_topics(rd_kafka_t* client, const std::vector<std::string>& names, int partitions,
                    int replication_factor, int brokers);
 

@@ -80,8 +80,7 @@ struct KafkaLog::Kafka {
   }
 };
 
-KafkaLog::KafkaLog(Store& store, std::unique_ptr<RocksDbLog> local,
-                   const KafkaLogOptions& options)
+KafkaLog::KafkaLog(Store& store, std::unique_ptr<RocksDbLog> local, const KafkaLogOptions& options)
     : store_(store),
       local_(std::move(local)),
       options_(options),
@@ -109,33 +108,34 @@ Status KafkaLog::start() {
   const auto& topic = options_.topic;
   char error[512];
 
-  auto meta_conf = kafka::make_conf(options_.client, {});
+  auto meta_conf = kafka::make_conf(options_.client, {{"allow.auto.create.topics", "false"}});
   if (!meta_conf.is_ok()) return meta_conf.status();
   kafka_->meta = rd_kafka_new(RD_KAFKA_PRODUCER, meta_conf.value(), error, sizeof error);
   if (kafka_->meta == nullptr)
     return Status::invalid_argument(std::string("Kafka client: ") + error);
   auto brokers = kafka::reach_brokers(kafka_->meta, options_.client);
   if (!brokers.is_ok()) return brokers.status();
+  // Created first (an existing topic is left as it is): asking a broker about a missing topic
+  // may create it, with the broker's default partition count.
+  kafka::create_topics(kafka_->meta, {topic}, static_cast<int>(partitions),
+                       options_.replication_factor, brokers.value());
   auto count = kafka::partition_count(kafka_->meta, topic, options_.client.connect_timeout);
-  if (count.is_ok() && count.value() == 0) {
-    kafka::create_topics(kafka_->meta, {topic}, static_cast<int>(partitions),
-                         options_.replication_factor, brokers.value());
-    count = kafka::partition_count(kafka_->meta, topic, options_.client.connect_timeout);
-  }
   if (!count.is_ok()) return count.status();
   if (count.value() != static_cast<int>(partitions)) {
-    return Status::invalid_argument(
-        "Expected topic " + topic + " to have the data directory's " + std::to_string(partitions) +
-        " partitions, but it has " + std::to_string(count.value()) +
-        (count.value() == 0 ? " (it could not be created)" : ""));
+    return Status::invalid_argument("Expected topic " + topic + " to have the data directory's " +
+                                    std::to_string(partitions) + " partitions, but it has " +
+                                    std::to_string(count.value()) +
+                                    (count.value() == 0 ? " (it could not be created)" : ""));
   }
 
   // Owners: one transactional producer per partition; init_transactions fences any earlier
   // producer with the same id (an earlier owner) and settles its open transaction.
   kafka_->owners.resize(partitions);
   std::vector<uint32_t> owned = options_.owned;
-  if (owned.empty())
+  if (options_.owns_all) {
+    owned.clear();
     for (uint32_t p = 0; p < partitions; ++p) owned.push_back(p);
+  }
   for (uint32_t p : owned) {
     if (p >= partitions) return Status::invalid_argument("no partition " + std::to_string(p));
     auto conf = kafka::make_conf(
@@ -192,9 +192,9 @@ Status KafkaLog::start() {
   std::vector<int64_t> ends(partitions, 0);
   for (uint32_t p = 0; p < partitions; ++p) {
     int64_t low = 0;
-    err = rd_kafka_query_watermark_offsets(kafka_->consumer, topic.c_str(), static_cast<int32_t>(p),
-                                           &low, &ends[p],
-                                           static_cast<int>(options_.client.connect_timeout.count()));
+    err = rd_kafka_query_watermark_offsets(
+        kafka_->consumer, topic.c_str(), static_cast<int32_t>(p), &low, &ends[p],
+        static_cast<int>(options_.client.connect_timeout.count()));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
       return Status::unavailable("cannot read the end of " + topic + " partition " +
                                  std::to_string(p) + ": " + rd_kafka_err2str(err));
@@ -218,14 +218,25 @@ Status KafkaLog::wait_caught_up(const std::vector<int64_t>& ends,
   });
   if (!follower_status_.is_ok()) return follower_status_;
   if (!done)
-    return Status::unavailable("the local copy of " + options_.topic +
-                               " did not catch up within " +
+    return Status::unavailable("the local copy of " + options_.topic + " did not catch up within " +
                                std::to_string(options_.catch_up_timeout.count()) + " ms");
   return Status::ok();
 }
 
 bool KafkaLog::owns(uint32_t partition) const {
   return partition < kafka_->owners.size() && kafka_->owners[partition].producer != nullptr;
+}
+
+Status KafkaLog::writable(uint32_t partition) const {
+  if (partition >= partition_count())
+    return Status::invalid_argument("no partition " + std::to_string(partition));
+  if (!owns(partition))
+    return Status::unavailable("partition " + std::to_string(partition) + " of " + options_.topic +
+                               " is owned by another instance");
+  if (const auto& fenced = kafka_->owners[partition].fenced; !fenced.empty())
+    return Status::unavailable("partition " + std::to_string(partition) + " of " + options_.topic +
+                               ": " + fenced);
+  return follower_status();
 }
 
 Status KafkaLog::follower_status() const {
@@ -243,9 +254,7 @@ int64_t KafkaLog::lag() const {
 Result<AppendResult> KafkaLog::append(AppendRequest request) {
   if (request.partition >= partition_count())
     return Status::invalid_argument("no partition " + std::to_string(request.partition));
-  if (!owns(request.partition))
-    return Status::unavailable("partition " + std::to_string(request.partition) + " of " +
-                               options_.topic + " is not owned by this instance");
+  if (auto s = writable(request.partition); !s.is_ok()) return s;
   return local_->append_published(
       std::move(request), [this](uint32_t partition, const std::vector<StreamAppend>& sealed,
                                  const std::vector<SideWrite>& side_writes) {
@@ -291,7 +300,8 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
     for (const auto& event : stream.events) {
       ++produced;
       event.SerializeToString(&value);
-      rd_kafka_headers_t* headers = rd_kafka_headers_new(produced == total ? side_writes.size() : 0);
+      rd_kafka_headers_t* headers =
+          rd_kafka_headers_new(produced == total ? side_writes.size() : 0);
       if (produced == total) {
         for (const auto& write : side_writes) {
           const std::string encoded = encode_side_write(write);
@@ -309,8 +319,8 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
         std::string text = std::string("produce: ") + rd_kafka_err2str(err);
         if (rd_kafka_error_t* a = rd_kafka_abort_transaction(owner.producer, timeout_ms))
           text += "; abort: " + error_text(a);
-        return Status::unavailable(where + ": the transaction failed, nothing was stored (" +
-                                   text + ")");
+        return Status::unavailable(where + ": the transaction failed, nothing was stored (" + text +
+                                   ")");
       }
     }
   }
@@ -360,8 +370,7 @@ void KafkaLog::follow() {
           for (size_t i = 0; rd_kafka_header_get(headers, i, kSideWriteHeader, &data, &size) ==
                              RD_KAFKA_RESP_ERR_NO_ERROR;
                ++i) {
-            auto write =
-                decode_side_write(std::string_view(static_cast<const char*>(data), size));
+            auto write = decode_side_write(std::string_view(static_cast<const char*>(data), size));
             if (!write.is_ok()) {
               rd_kafka_message_destroy(message);
               return stop_following(write.status());
@@ -383,7 +392,8 @@ void KafkaLog::follow() {
         std::string value;
         put_u64_be(value, static_cast<uint64_t>(next[p]));
         auto s = local_->apply_replicated(
-            p, pending[p], {{SideWrite::Table::kCheckpoint, checkpoint_key(options_.topic, p), value}});
+            p, pending[p],
+            {{SideWrite::Table::kCheckpoint, checkpoint_key(options_.topic, p), value}});
         if (!s.is_ok()) return stop_following(s);
         pending[p].clear();
       }

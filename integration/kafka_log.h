@@ -37,8 +37,9 @@ struct KafkaLogOptions {
   std::string topic = "crm.events";
   int replication_factor = 3;  // for the topic, when it is created
   std::string transactional_id_prefix = "crm-events-";
-  // Partitions this instance appends to (owns); the others it only follows. Empty: all.
-  std::vector<uint32_t> owned;
+  // Partitions this instance appends to (owns); the others it only follows.
+  bool owns_all = true;
+  std::vector<uint32_t> owned;  // when not owns_all
   std::chrono::milliseconds transaction_timeout{30000};
   std::chrono::milliseconds catch_up_timeout{60000};
 };
@@ -53,6 +54,7 @@ class KafkaLog final : public EventLog {
   ~KafkaLog() override;
 
   uint32_t partition_count() const override { return local_->partition_count(); }
+  Status writable(uint32_t partition) const override;
   // kUnavailable for a partition this instance does not own, or whose producer was fenced by a
   // newer owner; nothing is stored then.
   Result<AppendResult> append(AppendRequest request) override;

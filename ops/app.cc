@@ -87,11 +87,27 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   auto store = Store::open(store_options);
   if (!store.is_ok()) return store.status();
   app->store_ = std::move(store.value());
-  auto log = RocksDbLog::open(*app->store_, config.partitions);
-  if (!log.is_ok()) return log.status();
-  app->log_ = std::move(log.value());
   ProcessorOptions processor = config.processor;
   processor.metrics = app->metrics_.get();
+  if (config.event_log == AppConfig::EventLogKind::kKafka) {
+    KafkaLogOptions kafka = config.kafka_log;
+    kafka.client = {config.inbound.brokers, config.inbound.kafka_settings,
+                    config.inbound.connect_timeout};
+    kafka.replication_factor = config.inbound.replication_factor;
+    auto log = KafkaLog::open(*app->store_, config.partitions, kafka);
+    if (!log.is_ok()) return log.status();
+    app->kafka_log_ = log.value().get();
+    app->log_ = std::move(log.value());
+    // An append is one Kafka transaction whose last record carries the side writes of all its
+    // commands: fewer commands a step keep that record well below Kafka's message size limit.
+    processor.batch_max = std::min<size_t>(processor.batch_max, 64);
+    log_line("info", "event log on Kafka",
+             {{"brokers", kafka.client.brokers}, {"topic", kafka.topic}});
+  } else {
+    auto log = RocksDbLog::open(*app->store_, config.partitions);
+    if (!log.is_ok()) return log.status();
+    app->log_ = std::move(log.value());
+  }
   app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, processor);
   app->engine_->start_timers(config.timer_interval, config.digest_interval);
   app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
@@ -119,7 +135,14 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   }
   app->server_ = std::make_unique<api::Server>(*app->engine_, *app->projector_, app->principals_,
                                                clock, ids, std::move(http));
-  if (!config.inbound.brokers.empty()) {
+  const bool writes_everywhere =
+      config.event_log == AppConfig::EventLogKind::kEmbedded || config.kafka_log.owns_all;
+  if (!config.inbound.brokers.empty() && !writes_everywhere) {
+    // Commands are not yet forwarded between instances: only an owner of every partition can
+    // apply any inbound record.
+    log_line("info", "not consuming inbound commands: this instance does not own every partition",
+             {{"topic", config.inbound.topic}});
+  } else if (!config.inbound.brokers.empty()) {
     auto inbound =
         InboundConsumer::start(config.inbound, *app->engine_, clock, ids, app->metrics_.get());
     if (!inbound.is_ok()) return inbound.status();
@@ -148,6 +171,14 @@ void App::add_metric_collectors(const Clock& clock) {
     m.gauge("crm_projection_up", "1 while the projections apply events, 0 after they stopped")
         .Set(projector_->failure().is_ok() ? 1 : 0);
     m.gauge("crm_principals", "Principals with a valid token").Set(principals_.size());
+    if (kafka_log_) {
+      m.gauge("crm_kafka_log_lag_records",
+              "Records of crm.events committed but not yet in this instance's local copy")
+          .Set(static_cast<double>(kafka_log_->lag()));
+      m.gauge("crm_kafka_log_following",
+              "1 while this instance follows crm.events, 0 after it stopped (see the log)")
+          .Set(kafka_log_->follower_status().is_ok() ? 1 : 0);
+    }
     if (inbound_) {
       m.gauge("crm_inbound_consumer_lag",
               "Records of the inbound topic not yet handled, over the assigned partitions")

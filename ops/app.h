@@ -13,6 +13,7 @@
 #include "events/rocksdb_log.h"
 #include "events/rocksdb_store.h"
 #include "integration/inbound.h"
+#include "integration/kafka_log.h"
 #include "projections/projector.h"
 #include "workflow/engine.h"
 
@@ -33,6 +34,11 @@ struct AppConfig {
   std::chrono::milliseconds timer_interval{1000};        // how often due timers are looked for
   std::chrono::milliseconds digest_interval{3'600'000};  // the log's digest; 0: never
   InboundOptions inbound;  // commands from Kafka when inbound.brokers is set
+  // The event log: embedded (RocksDB, the default) or on Kafka (crm.events; the brokers and
+  // settings of `inbound`).
+  enum class EventLogKind { kEmbedded, kKafka };
+  EventLogKind event_log = EventLogKind::kEmbedded;
+  KafkaLogOptions kafka_log;
 };
 
 class App {
@@ -67,7 +73,8 @@ class App {
 
   std::unique_ptr<Metrics> metrics_;  // first: every part below records into it
   std::unique_ptr<Store> store_;
-  std::unique_ptr<RocksDbLog> log_;
+  std::unique_ptr<EventLog> log_;
+  KafkaLog* kafka_log_ = nullptr;  // log_, when the log is on Kafka
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Projector> projector_;
   api::Principals principals_;

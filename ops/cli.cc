@@ -35,6 +35,9 @@ const char kUsage[] =
     "             crm.inbound, --kafka-rejected-topic crm.rejected, --kafka-group crm-inbound,\n"
     "             --kafka-settings NAME=VALUE,... passed to librdkafka (SASL, SSL),\n"
     "             --kafka-topic-partitions 8, --kafka-replication-factor 3 for new topics)\n"
+    "           --event-log embedded|kafka (kafka: the log is the topic --kafka-events-topic\n"
+    "             crm.events, with a local copy in the data directory; --kafka-owned-partitions\n"
+    "             all|none|0,2-5: those this instance writes, the others it follows)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -77,7 +80,10 @@ const std::vector<std::string> kServeFlags = {"config",
                                               "kafka-group",
                                               "kafka-settings",
                                               "kafka-topic-partitions",
-                                              "kafka-replication-factor"};
+                                              "kafka-replication-factor",
+                                              "event-log",
+                                              "kafka-events-topic",
+                                              "kafka-owned-partitions"};
 
 namespace {
 
@@ -106,7 +112,10 @@ const std::map<std::string, std::string>& environment_names() {
       {"kafka-group", "CRM_KAFKA_GROUP"},
       {"kafka-settings", "CRM_KAFKA_SETTINGS"},
       {"kafka-topic-partitions", "CRM_KAFKA_TOPIC_PARTITIONS"},
-      {"kafka-replication-factor", "CRM_KAFKA_REPLICATION_FACTOR"}};
+      {"kafka-replication-factor", "CRM_KAFKA_REPLICATION_FACTOR"},
+      {"event-log", "CRM_EVENT_LOG"},
+      {"kafka-events-topic", "CRM_KAFKA_EVENTS_TOPIC"},
+      {"kafka-owned-partitions", "CRM_KAFKA_OWNED_PARTITIONS"}};
   return names;
 }
 
@@ -361,6 +370,47 @@ std::string read_config(const Flags& flags, AppConfig& config) {
       start = end + 1;
     }
   }
+  if (auto* v = get("event-log")) {
+    if (*v == "embedded") {
+      config.event_log = AppConfig::EventLogKind::kEmbedded;
+    } else if (*v == "kafka") {
+      config.event_log = AppConfig::EventLogKind::kKafka;
+    } else {
+      return from("event-log") + " must be embedded or kafka";
+    }
+  }
+  if (auto* v = get("kafka-events-topic")) {
+    if (v->empty() || v->size() > 249)
+      return from("kafka-events-topic") + " must be 1..249 characters";
+    config.kafka_log.topic = *v;
+  }
+  if (auto* v = get("kafka-owned-partitions")) {
+    // all | none | a list of partitions and ranges: 0,2-5
+    config.kafka_log.owns_all = *v == "all";
+    config.kafka_log.owned.clear();
+    if (*v != "all" && *v != "none") {
+      size_t start = 0;
+      while (start <= v->size()) {
+        size_t end = v->find(',', start);
+        if (end == std::string::npos) end = v->size();
+        const std::string entry = v->substr(start, end - start);
+        const auto dash = entry.find('-');
+        uint64_t first = 0, last = 0;
+        if (!parse_number(entry.substr(0, dash), 0, 4095, &first) ||
+            !parse_number(
+                dash == std::string::npos ? entry.substr(0, dash) : entry.substr(dash + 1), first,
+                4095, &last))
+          return from("kafka-owned-partitions") + ": '" + entry +
+                 "' must be a partition (0..4095) or a range of them (2-5); or all, or none";
+        for (uint64_t p = first; p <= last; ++p)
+          config.kafka_log.owned.push_back(static_cast<uint32_t>(p));
+        start = end + 1;
+      }
+    }
+  }
+  if (config.event_log == AppConfig::EventLogKind::kKafka && config.inbound.brokers.empty())
+    return from("event-log") +
+           " kafka needs the brokers (--kafka-brokers, CRM_KAFKA_BROKERS or kafkaBrokers)";
   const std::string* cert = get("tls-cert");
   const std::string* key = get("tls-key");
   if ((cert == nullptr) != (key == nullptr))

@@ -31,6 +31,14 @@ Engine::~Engine() { shutdown(); }
 
 std::future<CommandOutcome> Engine::submit(events::CommandEnvelope command) {
   uint32_t p = partition_for(command.partition_key(), log_.partition_count());
+  // Refused before it is decided: a partition another instance owns is not this one's to write.
+  if (auto s = log_.writable(p); !s.is_ok()) {
+    std::promise<CommandOutcome> refused;
+    CommandOutcome outcome;
+    outcome.status = std::move(s);
+    refused.set_value(std::move(outcome));
+    return refused.get_future();
+  }
   return processors_[p]->submit(std::move(command));
 }
 

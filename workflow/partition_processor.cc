@@ -252,7 +252,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     }
     if (decided.events.empty()) return result;
     savepoint.try_emplace(command.stream_id(), aggregate);
-    StreamAppend append{command.stream_id(), aggregate.version, {}};
+    StreamAppend append{command.stream_id(), aggregate.version, {}, command.partition_key()};
     auto next = clone(*aggregate.state);
     const int64_t occurred_at_us = timestamp_to_us(command.issued_at());
     for (auto& event : decided.events) {

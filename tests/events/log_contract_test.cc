@@ -330,22 +330,22 @@ TEST_P(LogContract, RefusesBadRequests) {
             StatusCode::kInvalidArgument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, LogContract,
-                         ::testing::Values(
-                             LogBackend{"rocksdb",
-                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
-                                          return std::make_unique<RocksDbHarness>(partitions);
-                                        }},
-                             LogBackend{"kafka",
-                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
-                                          return std::make_unique<KafkaHarness>(partitions, false);
-                                        }},
-                             // Reopened on an empty local copy: all of it back from crm.events.
-                             LogBackend{"kafka_rebuilt",
-                                        [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
-                                          return std::make_unique<KafkaHarness>(partitions, true);
-                                        }}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Backends, LogContract,
+    ::testing::Values(LogBackend{"rocksdb",
+                                 [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                   return std::make_unique<RocksDbHarness>(partitions);
+                                 }},
+                      LogBackend{"kafka",
+                                 [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                   return std::make_unique<KafkaHarness>(partitions, false);
+                                 }},
+                      // Reopened on an empty local copy: all of it back from crm.events.
+                      LogBackend{"kafka_rebuilt",
+                                 [](uint32_t partitions) -> std::unique_ptr<LogHarness> {
+                                   return std::make_unique<KafkaHarness>(partitions, true);
+                                 }}),
+    [](const auto& info) { return info.param.name; });
 
 }  // namespace
 }  // namespace crm
