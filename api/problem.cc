@@ -58,6 +58,7 @@ Problem problem_from(const Status& status) {
       return make(429, "overloaded", "Too many requests in flight; retry after a pause",
                   status.message());
     case StatusCode::kUnavailable:
+    case StatusCode::kAborted:
       return make(503, "unavailable", "The engine cannot take this request now", status.message());
     case StatusCode::kInvalidArgument:
       return bad_request(status.message());

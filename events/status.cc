@@ -25,6 +25,9 @@ std::string Status::to_string() const {
     case StatusCode::kCorruption:
       name = "CORRUPTION";
       break;
+    case StatusCode::kAborted:
+      name = "ABORTED";
+      break;
     case StatusCode::kInternal:
       name = "INTERNAL";
       break;

@@ -18,6 +18,7 @@ enum class StatusCode {
   kUnavailable,        // retry later: shutting down, partition stopped, storage failed
   kResourceExhausted,  // overloaded: too many commands in flight; retry after a pause
   kCorruption,         // stored data failed a check
+  kAborted,            // a write was abandoned before anything of it was stored; retry later
   kInternal,
 };
 
@@ -35,6 +36,7 @@ class [[nodiscard]] Status {
     return {StatusCode::kResourceExhausted, std::move(m)};
   }
   static Status corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
+  static Status aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
   static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
   bool is_ok() const { return code_ == StatusCode::kOk; }

@@ -62,20 +62,24 @@ Result<SideWrite> decode_side_write(std::string_view bytes) {
 
 struct KafkaLog::Kafka {
   struct Owner {
+    std::mutex mu;  // held by an append's transaction, and by take/release
     rd_kafka_t* producer = nullptr;
+    std::atomic<bool> owned{false};
     std::string fenced;  // why this producer may no longer write (set once)
+    ~Owner() {
+      if (producer) rd_kafka_destroy(producer);
+    }
   };
   rd_kafka_t* meta = nullptr;  // metadata and topic creation
   rd_kafka_t* consumer = nullptr;
-  std::vector<Owner> owners;  // by partition; producer null where not owned
+  std::vector<std::unique_ptr<Owner>> owners;  // by partition
 
   ~Kafka() {
     if (consumer) {
       rd_kafka_consumer_close(consumer);
       rd_kafka_destroy(consumer);
     }
-    for (auto& owner : owners)
-      if (owner.producer) rd_kafka_destroy(owner.producer);
+    owners.clear();
     if (meta) rd_kafka_destroy(meta);
   }
 };
@@ -128,33 +132,6 @@ Status KafkaLog::start() {
                                     (count.value() == 0 ? " (it could not be created)" : ""));
   }
 
-  // Owners: one transactional producer per partition; init_transactions fences any earlier
-  // producer with the same id (an earlier owner) and settles its open transaction.
-  kafka_->owners.resize(partitions);
-  std::vector<uint32_t> owned = options_.owned;
-  if (options_.owns_all) {
-    owned.clear();
-    for (uint32_t p = 0; p < partitions; ++p) owned.push_back(p);
-  }
-  for (uint32_t p : owned) {
-    if (p >= partitions) return Status::invalid_argument("no partition " + std::to_string(p));
-    auto conf = kafka::make_conf(
-        options_.client,
-        {{"transactional.id", options_.transactional_id_prefix + std::to_string(p)},
-         {"transaction.timeout.ms", std::to_string(options_.transaction_timeout.count())},
-         {"acks", "all"}});
-    if (!conf.is_ok()) return conf.status();
-    rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), error, sizeof error);
-    if (producer == nullptr)
-      return Status::invalid_argument(std::string("Kafka producer: ") + error);
-    kafka_->owners[p].producer = producer;
-    if (rd_kafka_error_t* e = rd_kafka_init_transactions(
-            producer, static_cast<int>(options_.transaction_timeout.count()))) {
-      return Status::unavailable("cannot take partition " + std::to_string(p) + " of " + topic +
-                                 ": " + error_text(e));
-    }
-  }
-
   // The follower: every partition, from where the local copy stands.
   // (librdkafka wants a group even for assigned partitions; nothing is committed to it.)
   auto consumer_conf = kafka::make_conf(options_.client, {{"group.id", "crm-events-follower"},
@@ -188,7 +165,8 @@ Status KafkaLog::start() {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return Status::unavailable("cannot read " + topic + ": " + rd_kafka_err2str(err));
 
-  // What was committed before now — after the fencing above — the local copy must hold first.
+  // What was committed before now the local copy holds before this returns (take() then waits
+  // again for what an earlier owner of a partition committed until it was fenced).
   std::vector<int64_t> ends(partitions, 0);
   for (uint32_t p = 0; p < partitions; ++p) {
     int64_t low = 0;
@@ -204,7 +182,85 @@ Status KafkaLog::start() {
     high_ = ends;
   }
   follower_ = std::thread([this] { follow(); });
-  return wait_caught_up(ends, std::chrono::steady_clock::now() + options_.catch_up_timeout);
+  if (auto s = wait_caught_up(ends, std::chrono::steady_clock::now() + options_.catch_up_timeout);
+      !s.is_ok())
+    return s;
+
+  for (uint32_t p = 0; p < partitions; ++p)
+    kafka_->owners.push_back(std::make_unique<Kafka::Owner>());
+  std::vector<uint32_t> owned = options_.owned;
+  if (options_.owns_all) {
+    owned.clear();
+    for (uint32_t p = 0; p < partitions; ++p) owned.push_back(p);
+  }
+  for (uint32_t p : owned) {
+    if (p >= partitions) return Status::invalid_argument("no partition " + std::to_string(p));
+    if (auto s = take(p); !s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+Status KafkaLog::take(uint32_t partition) {
+  if (partition >= partition_count())
+    return Status::invalid_argument("no partition " + std::to_string(partition));
+  Kafka::Owner& owner = *kafka_->owners[partition];
+  std::lock_guard lock(owner.mu);
+  if (owner.owned) return Status::ok();
+  const std::string where = options_.topic + " partition " + std::to_string(partition);
+  if (owner.producer) {
+    rd_kafka_destroy(owner.producer);
+    owner.producer = nullptr;
+  }
+  owner.fenced.clear();
+  char error[512];
+  auto conf = kafka::make_conf(
+      options_.client,
+      {{"transactional.id", options_.transactional_id_prefix + std::to_string(partition)},
+       {"transaction.timeout.ms", std::to_string(options_.transaction_timeout.count())},
+       {"acks", "all"}});
+  if (!conf.is_ok()) return conf.status();
+  owner.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), error, sizeof error);
+  if (owner.producer == nullptr)
+    return Status::invalid_argument(std::string("Kafka producer: ") + error);
+  // Fences any earlier producer with this id (an earlier owner) and settles its transaction.
+  if (rd_kafka_error_t* e = rd_kafka_init_transactions(
+          owner.producer, static_cast<int>(options_.transaction_timeout.count()))) {
+    return Status::unavailable("cannot take " + where + ": " + error_text(e));
+  }
+  // Everything the earlier owner committed, in the local copy before the first append here.
+  std::vector<int64_t> ends;
+  {
+    std::lock_guard follow_lock(follow_mu_);
+    ends = followed_;
+  }
+  int64_t low = 0;
+  auto err = rd_kafka_query_watermark_offsets(
+      kafka_->consumer, options_.topic.c_str(), static_cast<int32_t>(partition), &low,
+      &ends[partition], static_cast<int>(options_.client.connect_timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::unavailable("cannot read the end of " + where + ": " + rd_kafka_err2str(err));
+  if (auto s = wait_caught_up(ends, std::chrono::steady_clock::now() + options_.catch_up_timeout);
+      !s.is_ok())
+    return s;
+  owner.owned = true;
+  return Status::ok();
+}
+
+void KafkaLog::release(uint32_t partition) {
+  if (partition >= kafka_->owners.size()) return;
+  Kafka::Owner& owner = *kafka_->owners[partition];
+  std::lock_guard lock(owner.mu);
+  owner.owned = false;
+  if (owner.producer) {
+    rd_kafka_destroy(owner.producer);
+    owner.producer = nullptr;
+  }
+}
+
+void KafkaLog::set_on_replicated(
+    std::function<void(uint32_t, const std::vector<RocksDbLog::Replicated>&)> f) {
+  std::lock_guard lock(follow_mu_);
+  on_replicated_ = std::move(f);
 }
 
 Status KafkaLog::wait_caught_up(const std::vector<int64_t>& ends,
@@ -224,7 +280,7 @@ Status KafkaLog::wait_caught_up(const std::vector<int64_t>& ends,
 }
 
 bool KafkaLog::owns(uint32_t partition) const {
-  return partition < kafka_->owners.size() && kafka_->owners[partition].producer != nullptr;
+  return partition < kafka_->owners.size() && kafka_->owners[partition]->owned;
 }
 
 Status KafkaLog::writable(uint32_t partition) const {
@@ -233,9 +289,6 @@ Status KafkaLog::writable(uint32_t partition) const {
   if (!owns(partition))
     return Status::unavailable("partition " + std::to_string(partition) + " of " + options_.topic +
                                " is owned by another instance");
-  if (const auto& fenced = kafka_->owners[partition].fenced; !fenced.empty())
-    return Status::unavailable("partition " + std::to_string(partition) + " of " + options_.topic +
-                               ": " + fenced);
   return follower_status();
 }
 
@@ -254,7 +307,7 @@ int64_t KafkaLog::lag() const {
 Result<AppendResult> KafkaLog::append(AppendRequest request) {
   if (request.partition >= partition_count())
     return Status::invalid_argument("no partition " + std::to_string(request.partition));
-  if (auto s = writable(request.partition); !s.is_ok()) return s;
+  if (auto s = writable(request.partition); !s.is_ok()) return Status::aborted(s.message());
   return local_->append_published(
       std::move(request), [this](uint32_t partition, const std::vector<StreamAppend>& sealed,
                                  const std::vector<SideWrite>& side_writes) {
@@ -269,9 +322,11 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
   for (const auto& stream : sealed) total += stream.events.size();
   // Side writes alone (an idempotency key of a command that changed nothing) stay local.
   if (total == 0) return Status::ok();
-  Kafka::Owner& owner = kafka_->owners[partition];
+  Kafka::Owner& owner = *kafka_->owners[partition];
+  std::lock_guard lock(owner.mu);
   const std::string where = options_.topic + " partition " + std::to_string(partition);
-  if (!owner.fenced.empty()) return Status::unavailable(where + ": " + owner.fenced);
+  if (!owner.owned) return Status::aborted(where + " is owned by another instance");
+  if (!owner.fenced.empty()) return Status::aborted(where + ": " + owner.fenced);
   const int timeout_ms = static_cast<int>(options_.transaction_timeout.count());
 
   // A failed transaction is aborted (nothing of it is visible to read_committed readers); a
@@ -282,14 +337,14 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
     std::string text = std::string(step) + ": " + error_text(e);
     if (fatal) {
       owner.fenced = "this instance no longer owns it (" + text + ")";
-      return Status::unavailable(where + ": " + owner.fenced);
+      owner.owned = false;
+      return Status::aborted(where + ": " + owner.fenced);
     }
     if (abort) {
       if (rd_kafka_error_t* a = rd_kafka_abort_transaction(owner.producer, timeout_ms))
         text += "; abort: " + error_text(a);
     }
-    return Status::unavailable(where + ": the transaction failed, nothing was stored (" + text +
-                               ")");
+    return Status::aborted(where + ": the transaction failed, nothing was stored (" + text + ")");
   };
 
   if (rd_kafka_error_t* e = rd_kafka_begin_transaction(owner.producer)) return fail(e, "begin");
@@ -395,6 +450,12 @@ void KafkaLog::follow() {
             p, pending[p],
             {{SideWrite::Table::kCheckpoint, checkpoint_key(options_.topic, p), value}});
         if (!s.is_ok()) return stop_following(s);
+        std::function<void(uint32_t, const std::vector<RocksDbLog::Replicated>&)> notify;
+        {
+          std::lock_guard lock(follow_mu_);
+          notify = on_replicated_;
+        }
+        if (notify && !pending[p].empty()) notify(p, pending[p]);
         pending[p].clear();
       }
       int64_t low = 0, high = 0;

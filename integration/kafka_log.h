@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,6 +94,16 @@ class KafkaLog final : public EventLog {
 
   RocksDbLog& local() { return *local_; }
   bool owns(uint32_t partition) const;
+  // Takes a partition (ownership moved here through the consumer group): fences its earlier
+  // owner with the partition's transactional id, then waits until the local copy holds all that
+  // owner committed. Until it returns ok the partition is not writable here.
+  Status take(uint32_t partition);
+  // Gives a partition up; waits for an append to it in progress.
+  void release(uint32_t partition);
+  // Called on the follower's thread with each batch of records it stored (some may have been
+  // this copy's already): the engine learns of reference data another instance changed.
+  void set_on_replicated(
+      std::function<void(uint32_t partition, const std::vector<RocksDbLog::Replicated>&)> f);
   // Why following crm.events stopped (a record the local copy cannot take); ok while it runs.
   Status follower_status() const;
   // Records of crm.events committed but not yet in the local copy, over all partitions.
@@ -119,6 +130,7 @@ class KafkaLog final : public EventLog {
   std::vector<int64_t> followed_;  // per partition: the Kafka offset the local copy reached
   std::vector<int64_t> high_;      // per partition: the last known end of crm.events
   Status follower_status_;
+  std::function<void(uint32_t, const std::vector<RocksDbLog::Replicated>&)> on_replicated_;
   std::atomic<bool> stopping_{false};
   std::thread follower_;
 };

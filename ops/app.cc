@@ -94,6 +94,10 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
     kafka.client = {config.inbound.brokers, config.inbound.kafka_settings,
                     config.inbound.connect_timeout};
     kafka.replication_factor = config.inbound.replication_factor;
+    if (config.kafka_owners_by_group) {  // the group hands partitions over once serving
+      kafka.owns_all = false;
+      kafka.owned.clear();
+    }
     auto log = KafkaLog::open(*app->store_, config.partitions, kafka);
     if (!log.is_ok()) return log.status();
     app->kafka_log_ = log.value().get();
@@ -109,6 +113,35 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
     app->log_ = std::move(log.value());
   }
   app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, processor);
+  if (app->kafka_log_) {
+    // Reference data and principals another instance changed reach this one through
+    // crm.events (their state is stored with the events before this is called).
+    app->kafka_log_->set_on_replicated(
+        [raw = app.get()](uint32_t, const std::vector<RocksDbLog::Replicated>& batch) {
+          for (const auto& replicated : batch) {
+            const auto& event = replicated.event;
+            raw->engine_->reference().refresh(event.stream_id());
+            if (event.stream_type() != kPrincipalStream) continue;
+            auto principal = raw->engine_->read(kPrincipalStream, event.stream_id());
+            if (principal.is_ok())
+              raw->principals_.update(static_cast<const principal::Principal&>(*principal->state));
+          }
+        });
+    CommandBusOptions bus;
+    bus.client = {config.inbound.brokers, config.inbound.kafka_settings,
+                  config.inbound.connect_timeout};
+    bus.replication_factor = config.inbound.replication_factor;
+    bus.use_group = config.kafka_owners_by_group;
+    bus.owns_all = config.kafka_log.owns_all;
+    bus.owned = config.kafka_log.owned;
+    auto started = CommandBus::start(bus, *app->engine_, *app->kafka_log_);
+    if (!started.is_ok()) return started.status();
+    app->bus_ = std::move(started.value());
+    app->engine_->set_forwarder(
+        [raw = app->bus_.get()](events::CommandEnvelope command, uint32_t partition) {
+          return raw->forward(std::move(command), partition);
+        });
+  }
   app->engine_->start_timers(config.timer_interval, config.digest_interval);
   app->projector_ = std::make_unique<Projector>(*app->log_, *app->store_, all_read_models());
   if (auto s = app->projector_->open(); !s.is_ok()) return s;
@@ -135,14 +168,7 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
   }
   app->server_ = std::make_unique<api::Server>(*app->engine_, *app->projector_, app->principals_,
                                                clock, ids, std::move(http));
-  const bool writes_everywhere =
-      config.event_log == AppConfig::EventLogKind::kEmbedded || config.kafka_log.owns_all;
-  if (!config.inbound.brokers.empty() && !writes_everywhere) {
-    // Commands are not yet forwarded between instances: only an owner of every partition can
-    // apply any inbound record.
-    log_line("info", "not consuming inbound commands: this instance does not own every partition",
-             {{"topic", config.inbound.topic}});
-  } else if (!config.inbound.brokers.empty()) {
+  if (!config.inbound.brokers.empty()) {
     auto inbound =
         InboundConsumer::start(config.inbound, *app->engine_, clock, ids, app->metrics_.get());
     if (!inbound.is_ok()) return inbound.status();
@@ -247,6 +273,7 @@ void App::stop() {
   if (stopped_.exchange(true)) return;
   if (server_) server_->stop();
   if (inbound_) inbound_->stop();
+  if (bus_) bus_->stop();  // answers the forwarded commands in hand, leaves the group
   if (engine_) engine_->shutdown();
   if (projector_) projector_->stop();
   if (store_) {
@@ -261,6 +288,7 @@ App::~App() {
   stop();
   server_.reset();
   inbound_.reset();
+  bus_.reset();
   projector_.reset();
   engine_.reset();
   log_.reset();

@@ -12,6 +12,7 @@
 #include "api/server.h"
 #include "events/rocksdb_log.h"
 #include "events/rocksdb_store.h"
+#include "integration/command_bus.h"
 #include "integration/inbound.h"
 #include "integration/kafka_log.h"
 #include "projections/projector.h"
@@ -38,7 +39,8 @@ struct AppConfig {
   // settings of `inbound`).
   enum class EventLogKind { kEmbedded, kKafka };
   EventLogKind event_log = EventLogKind::kEmbedded;
-  KafkaLogOptions kafka_log;
+  KafkaLogOptions kafka_log;          // owns_all/owned: the fixed partitions when not by group
+  bool kafka_owners_by_group = true;  // partitions owned through the group crm-owners
 };
 
 class App {
@@ -79,6 +81,7 @@ class App {
   std::unique_ptr<Projector> projector_;
   api::Principals principals_;
   std::unique_ptr<api::Server> server_;
+  std::unique_ptr<CommandBus> bus_;  // with the log on Kafka
   std::unique_ptr<InboundConsumer> inbound_;
   std::string admin_token_;  // only when created by this start
   std::mutex stop_mu_;

@@ -37,7 +37,9 @@ const char kUsage[] =
     "             --kafka-topic-partitions 8, --kafka-replication-factor 3 for new topics)\n"
     "           --event-log embedded|kafka (kafka: the log is the topic --kafka-events-topic\n"
     "             crm.events, with a local copy in the data directory; --kafka-owned-partitions\n"
-    "             all|none|0,2-5: those this instance writes, the others it follows)\n"
+    "             group (the default: handed out by the consumer group crm-owners) | all |\n"
+    "             none | 0,2-5: those this instance writes; commands for the others are\n"
+    "             forwarded to their owners through crm.commands, outcomes on crm.results)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -385,10 +387,11 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     config.kafka_log.topic = *v;
   }
   if (auto* v = get("kafka-owned-partitions")) {
-    // all | none | a list of partitions and ranges: 0,2-5
+    // group | all | none | a list of partitions and ranges: 0,2-5
+    config.kafka_owners_by_group = *v == "group";
     config.kafka_log.owns_all = *v == "all";
     config.kafka_log.owned.clear();
-    if (*v != "all" && *v != "none") {
+    if (*v != "group" && *v != "all" && *v != "none") {
       size_t start = 0;
       while (start <= v->size()) {
         size_t end = v->find(',', start);
@@ -401,7 +404,7 @@ std::string read_config(const Flags& flags, AppConfig& config) {
                 dash == std::string::npos ? entry.substr(0, dash) : entry.substr(dash + 1), first,
                 4095, &last))
           return from("kafka-owned-partitions") + ": '" + entry +
-                 "' must be a partition (0..4095) or a range of them (2-5); or all, or none";
+                 "' must be a partition (0..4095) or a range of them (2-5); or group, all or none";
         for (uint64_t p = first; p <= last; ++p)
           config.kafka_log.owned.push_back(static_cast<uint32_t>(p));
         start = end + 1;

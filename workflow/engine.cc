@@ -30,7 +30,13 @@ Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
 Engine::~Engine() { shutdown(); }
 
 std::future<CommandOutcome> Engine::submit(events::CommandEnvelope command) {
-  uint32_t p = partition_for(command.partition_key(), log_.partition_count());
+  const uint32_t p = partition_for(command.partition_key(), log_.partition_count());
+  if (forwarder_ && !log_.writable(p).is_ok()) return forwarder_(std::move(command), p);
+  return submit_local(std::move(command));
+}
+
+std::future<CommandOutcome> Engine::submit_local(events::CommandEnvelope command) {
+  const uint32_t p = partition_for(command.partition_key(), log_.partition_count());
   // Refused before it is decided: a partition another instance owns is not this one's to write.
   if (auto s = log_.writable(p); !s.is_ok()) {
     std::promise<CommandOutcome> refused;
@@ -127,6 +133,14 @@ Result<size_t> Engine::fire_due_timers() {
     }
     if (!it->status().ok()) return from_rocksdb(it->status());
   }
+  // Timers of partitions this instance does not write are their owner's to fire.
+  due.erase(std::remove_if(due.begin(), due.end(),
+                           [&](const Due& d) {
+                             return !log_.writable(partition_for(d.timer.partition_key(),
+                                                                 log_.partition_count()))
+                                         .is_ok();
+                           }),
+            due.end());
   std::vector<std::future<CommandOutcome>> outcomes;
   for (const auto& d : due) {
     events::CommandEnvelope command;
@@ -142,7 +156,7 @@ Result<size_t> Engine::fire_due_timers() {
     command.set_request_hash(sha256(d.key));
     command.mutable_timer_fired()->set_name(d.timer.name());
     *command.mutable_timer_fired()->mutable_due_at() = d.timer.due_at();
-    outcomes.push_back(submit(std::move(command)));
+    outcomes.push_back(submit_local(std::move(command)));
   }
   size_t fired = 0;
   rocksdb::WriteBatch forget;
@@ -191,6 +205,8 @@ void Engine::start_timers(std::chrono::milliseconds interval,
 }
 
 Result<bool> Engine::record_digest() {
+  // The instance that writes the digests' partition records them, from its copy of the log.
+  if (!log_.writable(partition_for(audit::kStreamId, log_.partition_count())).is_ok()) return false;
   auto digest = log_.digest_now();
   if (!digest.is_ok()) return digest.status();
   auto last = read(kAuditStream, audit::kStreamId);
@@ -217,7 +233,7 @@ Result<bool> Engine::record_digest() {
   for (uint64_t end : digest->end_offsets) body->add_end_offsets(end);
   body->set_digest(digest->digest);
   body->set_streams(digest->streams);
-  auto outcome = submit(std::move(command)).get();
+  auto outcome = submit_local(std::move(command)).get();
   if (!outcome.status.is_ok()) return outcome.status;
   if (outcome.rejection) return Status::invalid_argument(outcome.rejection->message);
   return !outcome.events.empty();

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -22,8 +23,19 @@ class Engine {
          ProcessorOptions options = {});
   ~Engine();
 
-  // Routes by command.partition_key(). The future is always fulfilled.
+  // Routes by command.partition_key(). The future is always fulfilled. A command for a partition
+  // this instance cannot write (a log on Kafka owned elsewhere) goes to the forwarder when one is
+  // set, else it is refused (kUnavailable, naming why).
   std::future<CommandOutcome> submit(events::CommandEnvelope command);
+  // As submit(), but never forwarded: for commands forwarded here by other instances.
+  std::future<CommandOutcome> submit_local(events::CommandEnvelope command);
+  using Forwarder = std::function<std::future<CommandOutcome>(events::CommandEnvelope command,
+                                                              uint32_t partition)>;
+  // Set before commands arrive (App::open), not changed after.
+  void set_forwarder(Forwarder forwarder) { forwarder_ = std::move(forwarder); }
+  // The partition was written elsewhere while this instance did not own it: its processor drops
+  // its cached aggregates.
+  void partition_taken(uint32_t partition) { processors_.at(partition)->forget_cache(); }
 
   Result<LoadedAggregate> read(const std::string& stream_type, const std::string& stream_id);
   // The aggregate as it stood at `as_of_us`: folded from its stream's events up to the first
@@ -63,6 +75,7 @@ class Engine {
   HandlerRegistry handlers_;
   ReferenceData reference_;
   std::vector<std::unique_ptr<PartitionProcessor>> processors_;
+  Forwarder forwarder_;
   std::mutex timers_mu_;
   std::condition_variable timers_cv_;
   bool timers_stopping_ = false;

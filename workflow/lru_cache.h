@@ -40,6 +40,11 @@ class LruCache {
     index_.erase(it);
   }
 
+  void clear() {
+    index_.clear();
+    entries_.clear();
+  }
+
   size_t size() const { return entries_.size(); }
 
  private:

@@ -157,6 +157,7 @@ void PartitionProcessor::run() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and everything queued is done
+      if (forget_cache_.exchange(false)) cache_.clear();
       while (!queue_.empty() && batch.size() < options_.batch_max) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -451,6 +452,17 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       return writes;
     };
     auto appended = log_.append(std::move(request));
+    if (!appended.is_ok() && appended.status().code() == StatusCode::kAborted) {
+      // Nothing was stored (a log on Kafka lost the partition or its transaction failed): the
+      // batch is refused, the cache keeps the state before it, and the partition goes on.
+      for (size_t i = 0; i < batch.size(); ++i) {
+        CommandOutcome outcome;
+        outcome.status = appended.status();
+        record(batch[i].command, outcome, batch[i].queued);
+        batch[i].reply.set_value(std::move(outcome));
+      }
+      return;
+    }
     if (!appended.is_ok()) {
       failed_ = true;  // log and state may disagree with the cache: stop, recover by restart
       Status stopped = Status::unavailable("partition " + std::to_string(partition_) +

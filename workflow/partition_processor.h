@@ -92,6 +92,9 @@ class PartitionProcessor {
   void shutdown();
 
   size_t queue_depth();
+  // Drops the cached aggregates before the next command: another instance wrote this partition
+  // (its log on Kafka) while this one did not own it.
+  void forget_cache() { forget_cache_ = true; }
   bool failed() const { return failed_; }
 
  private:
@@ -123,6 +126,7 @@ class PartitionProcessor {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   std::atomic<bool> failed_{false};
+  std::atomic<bool> forget_cache_{false};
   LruCache<LoadedAggregate> cache_;
   std::thread thread_;
 };

@@ -32,6 +32,9 @@ class ReferenceData {
   void publish(std::shared_ptr<const approval::ApprovalPolicies> state) {
     put(policies_, std::move(state));
   }
+  // Reads the state of `stream_id` again from the store when it is the catalog's or the
+  // policies' (another instance changed it: a log on Kafka brought the change here).
+  void refresh(const std::string& stream_id);
 
  private:
   struct Source {
@@ -43,6 +46,8 @@ class ReferenceData {
 
   template <typename State>
   Result<std::shared_ptr<const State>> get(std::shared_ptr<const State>& held, const Source& from);
+  template <typename State>
+  Status load(std::shared_ptr<const State>& held, const Source& from);
   template <typename State>
   void put(std::shared_ptr<const State>& held, std::shared_ptr<const State> state) {
     std::lock_guard lock(mu_);

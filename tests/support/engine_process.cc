@@ -52,108 +52,108 @@ EngineProcess::EngineProcess(std::string data_dir, std::string log_path,
     : data_dir_(std::move(data_dir)), log_path_(std::move(log_path)), flags_(std::move(flags)) {}
 
 ::testing::AssertionResult EngineProcess::start() {
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      const auto log_start = std::filesystem::exists(log_path_)
-                                 ? std::filesystem::file_size(log_path_)
-                                 : std::uintmax_t{0};
-      port_ = free_port();
-      if (port_ < 0) return ::testing::AssertionFailure() << "no free port";
-      if (auto spawned = spawn(); !spawned) return spawned;
-      if (wait_healthy()) return ::testing::AssertionSuccess();
-      const bool exited = pid_ < 0;
-      kill_now();
-      const std::string output = read_file(log_path_).substr(log_start);
-      // Someone took the port between free_port() and the engine's bind: try another one.
-      if (exited && output.find("cannot listen") != std::string::npos) continue;
-      return ::testing::AssertionFailure()
-             << "crm serve did not become healthy on port " << port_
-             << (exited ? " (it exited: " + exit_description_ + ")" : "") << "; its output:\n"
-             << output;
-    }
-    return ::testing::AssertionFailure() << "crm serve found no free port in 3 attempts";
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const auto log_start = std::filesystem::exists(log_path_)
+                               ? std::filesystem::file_size(log_path_)
+                               : std::uintmax_t{0};
+    port_ = free_port();
+    if (port_ < 0) return ::testing::AssertionFailure() << "no free port";
+    if (auto spawned = spawn(); !spawned) return spawned;
+    if (wait_healthy()) return ::testing::AssertionSuccess();
+    const bool exited = pid_ < 0;
+    kill_now();
+    const std::string output = read_file(log_path_).substr(log_start);
+    // Someone took the port between free_port() and the engine's bind: try another one.
+    if (exited && output.find("cannot listen") != std::string::npos) continue;
+    return ::testing::AssertionFailure()
+           << "crm serve did not become healthy on port " << port_
+           << (exited ? " (it exited: " + exit_description_ + ")" : "") << "; its output:\n"
+           << output;
   }
+  return ::testing::AssertionFailure() << "crm serve found no free port in 3 attempts";
+}
 
 void EngineProcess::kill_now() {
-    if (pid_ < 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  if (pid_ < 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
 
 ::testing::AssertionResult EngineProcess::stop_gracefully() {
-    if (pid_ < 0) return ::testing::AssertionFailure() << "crm serve is not running";
-    ::kill(pid_, SIGTERM);
-    if (!wait_until([&] { return !running(); },
-                             std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout))) {
-      kill_now();
-      return ::testing::AssertionFailure() << "crm serve did not exit within "
-                                           << kStopTimeout.count() << " s of SIGTERM; killed it";
-    }
-    if (exit_description_ != "exit code 0")
-      return ::testing::AssertionFailure() << "crm serve ended with " << exit_description_
-                                           << " after SIGTERM, expected exit code 0";
-    return ::testing::AssertionSuccess();
+  if (pid_ < 0) return ::testing::AssertionFailure() << "crm serve is not running";
+  ::kill(pid_, SIGTERM);
+  if (!wait_until([&] { return !running(); },
+                  std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout))) {
+    kill_now();
+    return ::testing::AssertionFailure() << "crm serve did not exit within " << kStopTimeout.count()
+                                         << " s of SIGTERM; killed it";
   }
+  if (exit_description_ != "exit code 0")
+    return ::testing::AssertionFailure() << "crm serve ended with " << exit_description_
+                                         << " after SIGTERM, expected exit code 0";
+  return ::testing::AssertionSuccess();
+}
 
 std::string EngineProcess::admin_token() const {
-    std::string token = read_file(data_dir_ + "/admin.token");
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
-    return token;
-  }
+  std::string token = read_file(data_dir_ + "/admin.token");
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  return token;
+}
 
 ::testing::AssertionResult EngineProcess::spawn() {
-    {
-      std::ofstream log(log_path_, std::ios::app);
-      log << "=== crm serve --listen 127.0.0.1:" << port_ << " ===\n";
-    }
-    const std::string listen = "127.0.0.1:" + std::to_string(port_);
-    std::vector<std::string> args = {CRM_BINARY, "serve", "--data-dir", data_dir_, "--listen",
-                                     listen};
-    args.insert(args.end(), flags_.begin(), flags_.end());
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-    pid_t pid = -1;
-    const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (error != 0)
-      return ::testing::AssertionFailure()
-             << "cannot spawn " << CRM_BINARY << ": " << std::strerror(error);
-    pid_ = pid;
-    exit_description_.clear();
-    return ::testing::AssertionSuccess();
+  {
+    std::ofstream log(log_path_, std::ios::app);
+    log << "=== crm serve --listen 127.0.0.1:" << port_ << " ===\n";
   }
+  const std::string listen = "127.0.0.1:" + std::to_string(port_);
+  std::vector<std::string> args = {CRM_BINARY, "serve",    "--data-dir",
+                                   data_dir_,  "--listen", listen};
+  args.insert(args.end(), flags_.begin(), flags_.end());
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path_.c_str(),
+                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0)
+    return ::testing::AssertionFailure()
+           << "cannot spawn " << CRM_BINARY << ": " << std::strerror(error);
+  pid_ = pid;
+  exit_description_.clear();
+  return ::testing::AssertionSuccess();
+}
 
 bool EngineProcess::wait_healthy() {
-    auto client = new_client(port_, "");
-    client->set_connection_timeout(0, 200000);
-    return wait_until(
-               [&] {
-                 if (!running()) return true;  // stop waiting; start() sees pid_ < 0
-                 auto reply = client->Get("/healthz");
-                 return reply && reply->status == 200;
-               },
-               std::chrono::duration_cast<std::chrono::milliseconds>(kStartTimeout)) &&
-           running();
-  }
+  auto client = new_client(port_, "");
+  client->set_connection_timeout(0, 200000);
+  return wait_until(
+             [&] {
+               if (!running()) return true;  // stop waiting; start() sees pid_ < 0
+               auto reply = client->Get("/healthz");
+               return reply && reply->status == 200;
+             },
+             std::chrono::duration_cast<std::chrono::milliseconds>(kStartTimeout)) &&
+         running();
+}
 
 bool EngineProcess::running() {
-    if (pid_ < 0) return false;
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
-    pid_ = -1;
-    exit_description_ = WIFEXITED(status)     ? "exit code " + std::to_string(WEXITSTATUS(status))
-                        : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                              : "status " + std::to_string(status);
-    return false;
-  }
+  if (pid_ < 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+  pid_ = -1;
+  exit_description_ = WIFEXITED(status)     ? "exit code " + std::to_string(WEXITSTATUS(status))
+                      : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                            : "status " + std::to_string(status);
+  return false;
+}
 
 }  // namespace crm::testing
