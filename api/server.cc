@@ -293,8 +293,11 @@ void Server::add_operations_routes() {
     Health health;
     auto* log = health.add_checks();
     log->set_name("event_log");
-    log->set_ok(true);
-    log->set_detail(std::to_string(engine_.partition_count()) + " partitions open");
+    const Status log_health = engine_.log().health();
+    log->set_ok(log_health.is_ok());
+    log->set_detail(log_health.is_ok()
+                        ? std::to_string(engine_.partition_count()) + " partitions open"
+                        : log_health.message());
     auto* projections = health.add_checks();
     projections->set_name("projections");
     auto failure = projector_.failure();

@@ -81,8 +81,12 @@ class EventLog {
   // Whether this instance may append to `partition` now (a log on Kafka appends only to the
   // partitions its instance owns); kUnavailable says why not.
   virtual Status writable(uint32_t /*partition*/) const { return Status::ok(); }
+  // Whether the log works (a log on Kafka: whether it still follows the topic), for readiness.
+  virtual Status health() const { return Status::ok(); }
 
   // Durable, atomic append to one partition. kConflict on a version mismatch (nothing stored),
+  // kAborted when the write was abandoned and nothing of it stored (a log on Kafka: the
+  // partition is not owned here now, or its transaction failed) — the caller may go on —,
   // kUnavailable if the log has failed and must be reopened.
   virtual Result<AppendResult> append(AppendRequest request) = 0;
 

@@ -1,5 +1,6 @@
 #include "events/rocksdb_log.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "events/codec.h"
@@ -155,6 +156,33 @@ Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<
   if (partition_index >= partitions_.size())
     return Status::invalid_argument("no partition " + std::to_string(partition_index));
   Partition& partition = *partitions_[partition_index];
+  // A record this copy stored already must be the very event stored (two owners never wrote
+  // one offset); read without the append lock, which a transaction in progress may hold.
+  auto same_as_stored = [&](const events::EventEnvelope& event) -> Status {
+    std::string stored;
+    auto s = store_.get(Store::Family::kLog, log_key(partition_index, event.position().offset()),
+                        &stored);
+    if (!s.is_ok()) return s;
+    events::EventEnvelope mine;
+    if (!mine.ParseFromString(stored) || mine.hash() != event.hash())
+      return Status::corruption("event " + std::to_string(partition_index) + ":" +
+                                std::to_string(event.position().offset()) +
+                                " differs from the one this copy stored there");
+    return Status::ok();
+  };
+  // Only events stored already (this copy wrote them): the checkpoint moves, nothing else.
+  const uint64_t stored_end = partition.end_offset;
+  if (std::all_of(events.begin(), events.end(), [&](const Replicated& r) {
+        return r.event.position().partition() == partition_index &&
+               r.event.position().offset() < stored_end;
+      })) {
+    for (const auto& r : events)
+      if (auto s = same_as_stored(r.event); !s.is_ok()) return s;
+    rocksdb::WriteBatch batch;
+    for (const auto& w : extra)
+      batch.Put(store_.family(Store::Family::kCheckpoints), w.key, w.value).PermitUncheckedError();
+    return store_.write(batch);
+  }
   std::lock_guard append_lock(partition.append_mu);
 
   std::unordered_map<std::string, StreamHead> heads;
@@ -168,7 +196,10 @@ Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<
     if (event.position().partition() != partition_index)
       return Status::corruption("event " + where + " names partition " +
                                 std::to_string(event.position().partition()));
-    if (event.position().offset() < offset) continue;  // stored already (this copy wrote it)
+    if (event.position().offset() < offset) {  // stored already (this copy wrote it)
+      if (auto s = same_as_stored(event); !s.is_ok()) return s;
+      continue;
+    }
     if (event.position().offset() > offset)
       return Status::corruption("expected the event at " + std::to_string(partition_index) + ":" +
                                 std::to_string(offset) + " next, but got " + where);

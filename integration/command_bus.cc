@@ -26,6 +26,7 @@ constexpr char kRepeated[] = "crm-repeated";
 constexpr char kEvent[] = "crm-event";
 constexpr size_t kInHandMax = 256;
 constexpr auto kCommitEvery = std::chrono::milliseconds(200);
+constexpr auto kRetakeEvery = std::chrono::seconds(2);
 
 std::vector<std::string> header_values(const rd_kafka_message_t* message, const char* name) {
   std::vector<std::string> values;
@@ -64,9 +65,33 @@ void add_header(rd_kafka_headers_t* headers, const char* name, const std::string
 }
 
 // The outcome as crm.results carries it: headers, and the stream's record as the value.
+// Status codes travel by name: instances of different versions agree on names, not numbers.
+constexpr std::pair<StatusCode, const char*> kCodeNames[] = {
+    {StatusCode::kOk, "OK"},
+    {StatusCode::kInvalidArgument, "INVALID_ARGUMENT"},
+    {StatusCode::kNotFound, "NOT_FOUND"},
+    {StatusCode::kConflict, "CONFLICT"},
+    {StatusCode::kUnavailable, "UNAVAILABLE"},
+    {StatusCode::kResourceExhausted, "RESOURCE_EXHAUSTED"},
+    {StatusCode::kCorruption, "CORRUPTION"},
+    {StatusCode::kAborted, "ABORTED"},
+    {StatusCode::kInternal, "INTERNAL"}};
+
+std::string code_name(StatusCode code) {
+  for (const auto& [c, name] : kCodeNames)
+    if (c == code) return name;
+  return "INTERNAL";
+}
+
+StatusCode code_of(const std::string& name) {
+  for (const auto& [c, n] : kCodeNames)
+    if (name == n) return c;
+  return StatusCode::kUnavailable;  // a name this version does not know: retry later
+}
+
 rd_kafka_headers_t* outcome_headers(const CommandOutcome& outcome) {
   rd_kafka_headers_t* headers = rd_kafka_headers_new(8 + outcome.events.size());
-  add_header(headers, kStatusCode, std::to_string(static_cast<int>(outcome.status.code())));
+  add_header(headers, kStatusCode, code_name(outcome.status.code()));
   add_header(headers, kStatusMessage, outcome.status.message());
   if (outcome.rejection) {
     add_header(headers, kRejectionKind, std::to_string(static_cast<int>(outcome.rejection->kind)));
@@ -82,9 +107,8 @@ rd_kafka_headers_t* outcome_headers(const CommandOutcome& outcome) {
 
 CommandOutcome outcome_of(const rd_kafka_message_t* message) {
   CommandOutcome outcome;
-  const int code = std::atoi(header_value(message, kStatusCode).c_str());
   const std::string status_message = header_value(message, kStatusMessage);
-  switch (static_cast<StatusCode>(code)) {
+  switch (code_of(header_value(message, kStatusCode))) {
     case StatusCode::kOk:
       break;
     case StatusCode::kInvalidArgument:
@@ -196,8 +220,8 @@ Status CommandBus::open() {
     if (admin == nullptr) return Status::invalid_argument(std::string("Kafka client: ") + error);
     kafka::create_topics(admin, {options_.commands_topic, options_.results_topic}, partitions,
                          options_.replication_factor, brokers.value());
-    auto count = kafka::partition_count(admin, options_.commands_topic,
-                                        options_.client.connect_timeout);
+    auto count =
+        kafka::partition_count(admin, options_.commands_topic, options_.client.connect_timeout);
     rd_kafka_destroy(admin);
     if (!count.is_ok()) return count.status();
     if (count.value() != partitions)
@@ -207,13 +231,12 @@ Status CommandBus::open() {
   }
 
   // Outcomes: every partition of crm.results from its end now (none sent before is ours).
-  auto collector_conf = kafka::make_conf(options_.client,
-                                         {{"group.id", "crm-results-" + options_.instance_id},
-                                          {"enable.auto.commit", "false"},
-                                          {"allow.auto.create.topics", "false"}});
+  auto collector_conf =
+      kafka::make_conf(options_.client, {{"group.id", "crm-results-" + options_.instance_id},
+                                         {"enable.auto.commit", "false"},
+                                         {"allow.auto.create.topics", "false"}});
   if (!collector_conf.is_ok()) return collector_conf.status();
-  kafka_->collector =
-      rd_kafka_new(RD_KAFKA_CONSUMER, collector_conf.value(), error, sizeof error);
+  kafka_->collector = rd_kafka_new(RD_KAFKA_CONSUMER, collector_conf.value(), error, sizeof error);
   if (kafka_->collector == nullptr)
     return Status::invalid_argument(std::string("Kafka consumer: ") + error);
   auto results = kafka::partition_count(kafka_->collector, options_.results_topic,
@@ -230,8 +253,7 @@ Status CommandBus::open() {
       return Status::unavailable("cannot read the end of " + options_.results_topic + ": " +
                                  rd_kafka_err2str(err));
     }
-    rd_kafka_topic_partition_list_add(assignment, options_.results_topic.c_str(), p)->offset =
-        high;
+    rd_kafka_topic_partition_list_add(assignment, options_.results_topic.c_str(), p)->offset = high;
   }
   auto err = rd_kafka_assign(kafka_->collector, assignment);
   rd_kafka_topic_partition_list_destroy(assignment);
@@ -264,8 +286,9 @@ Status CommandBus::open() {
       owned.clear();
       for (int p = 0; p < partitions; ++p) owned.push_back(static_cast<uint32_t>(p));
     }
-    rd_kafka_topic_partition_list_t* fixed = rd_kafka_topic_partition_list_new(
-        static_cast<int>(owned.size()));
+    mine_ = owned;  // taken by the log when it opened; taken again when lost
+    rd_kafka_topic_partition_list_t* fixed =
+        rd_kafka_topic_partition_list_new(static_cast<int>(owned.size()));
     for (uint32_t p : owned)
       rd_kafka_topic_partition_list_add(fixed, options_.commands_topic.c_str(),
                                         static_cast<int32_t>(p))
@@ -360,6 +383,7 @@ void CommandBus::answer(const std::string& request_id, CommandOutcome outcome) {
 }
 
 void CommandBus::collect() {
+  auto next_sweep = std::chrono::steady_clock::now();
   while (!stopping_) {
     rd_kafka_poll(kafka_->producer, 0);  // delivery reports
     if (rd_kafka_message_t* message = rd_kafka_consumer_poll(kafka_->collector, 100)) {
@@ -369,6 +393,8 @@ void CommandBus::collect() {
       rd_kafka_message_destroy(message);
     }
     const auto now = std::chrono::steady_clock::now();
+    if (now < next_sweep) continue;
+    next_sweep = now + std::chrono::milliseconds(100);
     std::lock_guard lock(mu_);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if (it->second.deadline > now) {
@@ -378,22 +404,37 @@ void CommandBus::collect() {
       CommandOutcome outcome;
       outcome.status = Status::unavailable(
           "no outcome from the partition's owner within " +
-          std::to_string(options_.timeout.count()) + " ms; it may still apply the command: retry "
-          "with the same Idempotency-Key to learn its outcome");
+          std::to_string(options_.timeout.count()) +
+          " ms; it may still apply the command: a request sent with an Idempotency-Key learns "
+          "its outcome when sent again with the same key");
       it->second.reply.set_value(std::move(outcome));
       it = waiting_.erase(it);
     }
   }
 }
 
+// Partitions this instance should own but does not (a take that failed, a transaction whose
+// outcome was unknown): taken again, each settling what its producer left.
+void CommandBus::retake() {
+  for (uint32_t p : mine_) {
+    if (log_.owns(p)) continue;
+    engine_.partition_taken(p);
+    if (log_.take(p).is_ok()) engine_.partition_taken(p);
+  }
+}
+
 void CommandBus::own() {
   auto last_commit = std::chrono::steady_clock::now();
+  auto next_take = last_commit + kRetakeEvery;
   while (!stopping_) {
     rd_kafka_message_t* message = rd_kafka_consumer_poll(kafka_->owner, in_hand_.empty() ? 100 : 2);
     if (message != nullptr) {
       if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        InHand command{message->partition, message->offset, header_value(message, kReplyTo),
-                       header_value(message, kRequestId), {}};
+        InHand command{message->partition,
+                       message->offset,
+                       header_value(message, kReplyTo),
+                       header_value(message, kRequestId),
+                       {}};
         events::CommandEnvelope envelope;
         if (envelope.ParseFromArray(message->payload, static_cast<int>(message->len))) {
           command.outcome = engine_.submit_local(std::move(envelope));
@@ -407,6 +448,10 @@ void CommandBus::own() {
       rd_kafka_message_destroy(message);
     }
     finish_in_hand(in_hand_.size() >= kInHandMax);
+    if (std::chrono::steady_clock::now() >= next_take) {
+      retake();
+      next_take = std::chrono::steady_clock::now() + kRetakeEvery;
+    }
     if (std::chrono::steady_clock::now() - last_commit >= kCommitEvery) {
       rd_kafka_commit(kafka_->owner, nullptr, 1);  // what was answered, in the background
       last_commit = std::chrono::steady_clock::now();
@@ -420,8 +465,7 @@ void CommandBus::own() {
 void CommandBus::finish_in_hand(bool wait) {
   size_t done = 0;
   for (auto& command : in_hand_) {
-    if (!wait &&
-        command.outcome.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    if (!wait && command.outcome.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
       break;
     const CommandOutcome outcome = command.outcome.get();
     (void)send_outcome(command, outcome);  // lost: the sender times out and may retry the key
@@ -446,11 +490,11 @@ Status CommandBus::send_outcome(const InHand& command, const CommandOutcome& out
   rd_kafka_headers_t* headers = outcome_headers(outcome);
   add_header(headers, kReplyTo, command.reply_to);
   add_header(headers, kRequestId, command.request_id);
-  auto err = rd_kafka_producev(
-      kafka_->producer, RD_KAFKA_V_TOPIC(options_.results_topic.c_str()),
-      RD_KAFKA_V_KEY(command.reply_to.data(), command.reply_to.size()),
-      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+  auto err = rd_kafka_producev(kafka_->producer, RD_KAFKA_V_TOPIC(options_.results_topic.c_str()),
+                               RD_KAFKA_V_KEY(command.reply_to.data(), command.reply_to.size()),
+                               RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                               RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_headers_destroy(headers);
     return Status::unavailable(std::string("cannot send an outcome: ") + rd_kafka_err2str(err));
@@ -463,23 +507,23 @@ void CommandBus::on_rebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
   auto* bus = static_cast<CommandBus*>(opaque);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     // Each partition is taken (its earlier owner fenced, its copy caught up) before a command
-    // of it is read. One that cannot be taken is still read: its commands are refused, with why.
+    // of it is read. One that cannot be taken now is tried again every few seconds; until then
+    // its commands are answered 503 (not applied), to be sent again.
     for (int i = 0; i < partitions->cnt; ++i) {
       const auto p = static_cast<uint32_t>(partitions->elems[i].partition);
+      bus->mine_.push_back(p);
       bus->engine_.partition_taken(p);
-      if (bus->log_.take(p).is_ok()) {
-        bus->engine_.partition_taken(p);
-        bus->taken_.push_back(p);
-      }
+      if (bus->log_.take(p).is_ok()) bus->engine_.partition_taken(p);
     }
     rd_kafka_assign(consumer, partitions);
     return;
   }
   // Revoked (or an error): answer what is in hand, commit, then give the partitions up.
   bus->finish_in_hand(true);
+  rd_kafka_flush(bus->kafka_->producer, 10000);  // the outcomes out before the offsets move
   rd_kafka_commit(consumer, nullptr, 0);
-  for (uint32_t p : bus->taken_) bus->log_.release(p);
-  bus->taken_.clear();
+  for (uint32_t p : bus->mine_) bus->log_.release(p);
+  bus->mine_.clear();
   rd_kafka_assign(consumer, nullptr);
 }
 

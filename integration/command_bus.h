@@ -12,7 +12,9 @@
 // Exactly once: a forwarded command carries an idempotency key (the caller's, else its command
 // id), so a command delivered again to a new owner after a crash is answered from the key table
 // (replicated through crm.events) instead of being applied twice. Offsets are committed after
-// the outcome was produced.
+// the outcome was handed to the producer (flushed first on a revocation); an outcome lost in a
+// crash leaves its sender to time out, and a caller that sent an Idempotency-Key learns the
+// outcome by sending the request again.
 #pragma once
 
 #include <atomic>
@@ -50,8 +52,8 @@ class CommandBus {
  public:
   // Creates the topics when missing, joins the group (or takes the fixed partitions), and starts
   // its threads. The engine's forwarder should be set to forward() after this returns.
-  static Result<std::unique_ptr<CommandBus>> start(const CommandBusOptions& options,
-                                                   Engine& engine, KafkaLog& log);
+  static Result<std::unique_ptr<CommandBus>> start(const CommandBusOptions& options, Engine& engine,
+                                                   KafkaLog& log);
   ~CommandBus();
   // Finishes the commands in hand, leaves the group, stops the threads.
   void stop();
@@ -86,6 +88,7 @@ class CommandBus {
   // `wait`), and marks their offsets for the next commit.
   void finish_in_hand(bool wait);
   Status send_outcome(const InHand& command, const CommandOutcome& outcome);
+  void retake();
 
   static void on_rebalance(rd_kafka_t* consumer, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
@@ -100,7 +103,7 @@ class CommandBus {
   std::atomic<uint64_t> next_request_{0};
   std::atomic<bool> stopping_{false};
   std::vector<InHand> in_hand_;  // the owner loop's, in arrival order
-  std::vector<uint32_t> taken_;  // partitions taken through the group
+  std::vector<uint32_t> mine_;   // partitions this instance should own (the owner loop's)
   std::thread owner_;
   std::thread collector_;
 };

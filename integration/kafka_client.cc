@@ -17,9 +17,10 @@ Result<rd_kafka_conf_t*> make_conf(const ClientOptions& options,
   };
   Status s = set("bootstrap.servers", options.brokers);
   if (s.is_ok()) s = set("log_level", "3");
-  for (const auto& [name, value] : own)
-    if (s.is_ok()) s = set(name, value);
   for (const auto& [name, value] : options.kafka_settings)
+    if (s.is_ok()) s = set(name, value);
+  // The engine's own settings last: exactly once rests on them (isolation, commits, ids).
+  for (const auto& [name, value] : own)
     if (s.is_ok()) s = set(name, value);
   if (!s.is_ok()) {
     rd_kafka_conf_destroy(conf);
@@ -43,7 +44,8 @@ Result<int> reach_brokers(rd_kafka_t* client, const ClientOptions& options) {
 }
 
 void create_topics(rd_kafka_t* client, const std::vector<std::string>& names, int partitions,
-                   int replication_factor, int brokers) {
+                   int replication_factor, int brokers,
+                   const std::map<std::string, std::string>& configs) {
   const int replication = std::max(1, std::min(replication_factor, brokers));
   std::vector<rd_kafka_NewTopic_t*> topics;
   char error[256];
@@ -53,9 +55,14 @@ void create_topics(rd_kafka_t* client, const std::vector<std::string>& names, in
     if (auto count = partition_count(client, name, std::chrono::milliseconds(5000));
         count.is_ok() && count.value() > 0)
       continue;
-    if (auto* topic =
-            rd_kafka_NewTopic_new(name.c_str(), partitions, replication, error, sizeof error))
-      topics.push_back(topic);
+    auto* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, replication, error, sizeof error);
+    if (topic == nullptr) continue;
+    // Acknowledged writes survive a broker's loss: two replicas in sync (when there are two).
+    const std::string in_sync = std::to_string(std::min(2, replication));
+    rd_kafka_NewTopic_set_config(topic, "min.insync.replicas", in_sync.c_str());
+    for (const auto& [config, value] : configs)
+      rd_kafka_NewTopic_set_config(topic, config.c_str(), value.c_str());
+    topics.push_back(topic);
   }
   if (topics.empty()) return;
   rd_kafka_queue_t* queue = rd_kafka_queue_new(client);

@@ -30,12 +30,13 @@ Result<rd_kafka_conf_t*> make_conf(const ClientOptions& options,
 Result<int> reach_brokers(rd_kafka_t* client, const ClientOptions& options);
 
 // Creates the topics that are missing (ask through a client with allow.auto.create.topics=false,
-// or the question creates them with the broker's defaults), with `partitions` partitions and the
-// replication factor capped by the brokers there are (brokers that create topics on first use, and
-// clusters where the engine lacks the right, are fine: other errors are left to whoever uses the
-// topic).
+// or the question creates them with the broker's defaults), with `partitions` partitions, the
+// replication factor capped by the brokers there are, min.insync.replicas 2 (1 with one
+// replica) and `configs` (brokers that create topics on first use, and clusters where the engine
+// lacks the right, are fine: other errors are left to whoever uses the topic).
 void create_topics(rd_kafka_t* client, const std::vector<std::string>& names, int partitions,
-                   int replication_factor, int brokers);
+                   int replication_factor, int brokers,
+                   const std::map<std::string, std::string>& configs = {});
 
 // The partition count of `topic` (0 when it does not exist), or why it could not be read.
 Result<int> partition_count(rd_kafka_t* client, const std::string& topic,

@@ -10,7 +10,12 @@ namespace crm {
 namespace {
 
 constexpr char kSideWriteHeader[] = "crm-side-write";
+// On the last record of each append: the follower stores an append only once it has all of it.
+constexpr char kAppendEndHeader[] = "crm-append-end";
 constexpr size_t kFollowBatchMax = 2000;  // records stored in one local step
+// Side writes a record carries before the next record of the append takes the rest: keeps each
+// record well below Kafka's message.max.bytes (1 MB by default).
+constexpr size_t kSideWriteBytesPerRecord = 256 * 1024;
 
 std::string checkpoint_key(const std::string& topic, uint32_t partition) {
   std::string key = "kafka/" + topic + "/";
@@ -65,7 +70,7 @@ struct KafkaLog::Kafka {
     std::mutex mu;  // held by an append's transaction, and by take/release
     rd_kafka_t* producer = nullptr;
     std::atomic<bool> owned{false};
-    std::string fenced;  // why this producer may no longer write (set once)
+    std::string lost;  // why it was given up after a transaction it could not settle
     ~Owner() {
       if (producer) rd_kafka_destroy(producer);
     }
@@ -93,8 +98,7 @@ KafkaLog::KafkaLog(Store& store, std::unique_ptr<RocksDbLog> local, const KafkaL
       high_(local_->partition_count(), 0) {}
 
 KafkaLog::~KafkaLog() {
-  stopping_ = true;
-  if (follower_.joinable()) follower_.join();
+  stop_following();
   kafka_.reset();
 }
 
@@ -121,8 +125,11 @@ Status KafkaLog::start() {
   if (!brokers.is_ok()) return brokers.status();
   // Created first (an existing topic is left as it is): asking a broker about a missing topic
   // may create it, with the broker's default partition count.
-  kafka::create_topics(kafka_->meta, {topic}, static_cast<int>(partitions),
-                       options_.replication_factor, brokers.value());
+  // The log is kept whole (a new instance rebuilds from its first record), replicated.
+  kafka::create_topics(
+      kafka_->meta, {topic}, static_cast<int>(partitions), options_.replication_factor,
+      brokers.value(),
+      {{"retention.ms", "-1"}, {"retention.bytes", "-1"}, {"cleanup.policy", "delete"}});
   auto count = kafka::partition_count(kafka_->meta, topic, options_.client.connect_timeout);
   if (!count.is_ok()) return count.status();
   if (count.value() != static_cast<int>(partitions)) {
@@ -139,7 +146,7 @@ Status KafkaLog::start() {
                                                           {"enable.partition.eof", "true"},
                                                           {"enable.auto.commit", "false"},
                                                           {"enable.auto.offset.store", "false"},
-                                                          {"auto.offset.reset", "earliest"}});
+                                                          {"auto.offset.reset", "error"}});
   if (!consumer_conf.is_ok()) return consumer_conf.status();
   kafka_->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, consumer_conf.value(), error, sizeof error);
   if (kafka_->consumer == nullptr)
@@ -204,30 +211,33 @@ Status KafkaLog::take(uint32_t partition) {
   if (partition >= partition_count())
     return Status::invalid_argument("no partition " + std::to_string(partition));
   Kafka::Owner& owner = *kafka_->owners[partition];
-  std::lock_guard lock(owner.mu);
-  if (owner.owned) return Status::ok();
   const std::string where = options_.topic + " partition " + std::to_string(partition);
-  if (owner.producer) {
-    rd_kafka_destroy(owner.producer);
-    owner.producer = nullptr;
+  {
+    std::lock_guard lock(owner.mu);
+    if (owner.owned) return Status::ok();
+    if (owner.producer) {
+      rd_kafka_destroy(owner.producer);
+      owner.producer = nullptr;
+    }
+    char error[512];
+    auto conf = kafka::make_conf(
+        options_.client,
+        {{"transactional.id", options_.transactional_id_prefix + std::to_string(partition)},
+         {"transaction.timeout.ms", std::to_string(options_.transaction_timeout.count())},
+         {"acks", "all"}});
+    if (!conf.is_ok()) return conf.status();
+    owner.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), error, sizeof error);
+    if (owner.producer == nullptr)
+      return Status::invalid_argument(std::string("Kafka producer: ") + error);
+    // Fences any earlier producer with this id (an earlier owner, or this instance before a
+    // transaction it could not settle) and settles its transaction.
+    if (rd_kafka_error_t* e = rd_kafka_init_transactions(
+            owner.producer, static_cast<int>(options_.transaction_timeout.count()))) {
+      return Status::unavailable("cannot take " + where + ": " + error_text(e));
+    }
   }
-  owner.fenced.clear();
-  char error[512];
-  auto conf = kafka::make_conf(
-      options_.client,
-      {{"transactional.id", options_.transactional_id_prefix + std::to_string(partition)},
-       {"transaction.timeout.ms", std::to_string(options_.transaction_timeout.count())},
-       {"acks", "all"}});
-  if (!conf.is_ok()) return conf.status();
-  owner.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), error, sizeof error);
-  if (owner.producer == nullptr)
-    return Status::invalid_argument(std::string("Kafka producer: ") + error);
-  // Fences any earlier producer with this id (an earlier owner) and settles its transaction.
-  if (rd_kafka_error_t* e = rd_kafka_init_transactions(
-          owner.producer, static_cast<int>(options_.transaction_timeout.count()))) {
-    return Status::unavailable("cannot take " + where + ": " + error_text(e));
-  }
-  // Everything the earlier owner committed, in the local copy before the first append here.
+  // Everything committed until now, in the local copy before the first append here. (Not under
+  // owner.mu: the follower may wait for an append's lock, and appends do not wait for take.)
   std::vector<int64_t> ends;
   {
     std::lock_guard follow_lock(follow_mu_);
@@ -242,6 +252,10 @@ Status KafkaLog::take(uint32_t partition) {
   if (auto s = wait_caught_up(ends, std::chrono::steady_clock::now() + options_.catch_up_timeout);
       !s.is_ok())
     return s;
+  std::lock_guard lock(owner.mu);
+  if (owner.producer == nullptr)
+    return Status::unavailable("released while " + where + " was taken");
+  owner.lost.clear();
   owner.owned = true;
   return Status::ok();
 }
@@ -289,7 +303,19 @@ Status KafkaLog::writable(uint32_t partition) const {
   if (!owns(partition))
     return Status::unavailable("partition " + std::to_string(partition) + " of " + options_.topic +
                                " is owned by another instance");
-  return follower_status();
+  return health();
+}
+
+Status KafkaLog::health() const {
+  auto s = follower_status();
+  if (s.is_ok()) return s;
+  return Status::unavailable("this instance stopped following " + options_.topic + ": " +
+                             s.to_string());
+}
+
+void KafkaLog::stop_following() {
+  stopping_ = true;
+  if (follower_.joinable()) follower_.join();
 }
 
 Status KafkaLog::follower_status() const {
@@ -315,7 +341,23 @@ Result<AppendResult> KafkaLog::append(AppendRequest request) {
       });
 }
 
+// Gives the partition up after a transaction whose outcome this producer cannot settle (a
+// commit that timed out, an abort that failed, a fence): the owner's loop takes it again, which
+// settles the transaction (init_transactions) and catches the local copy up before anything else
+// is appended. Called with owner.mu held.
+void KafkaLog::abandon(uint32_t partition, const std::string& why) {
+  Kafka::Owner& owner = *kafka_->owners[partition];
+  owner.owned = false;
+  owner.lost = why;
+  if (owner.producer) {
+    rd_kafka_destroy(owner.producer);
+    owner.producer = nullptr;
+  }
+}
+
 // Runs under the local copy's append lock of `partition`: one transaction at a time per producer.
+// Every failure is kAborted: the batch is refused and nothing of it is in the local copy; when
+// the transaction's outcome is unknown the partition is given up until it is taken again.
 Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& sealed,
                          const std::vector<SideWrite>& side_writes) {
   size_t total = 0;
@@ -323,46 +365,61 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
   // Side writes alone (an idempotency key of a command that changed nothing) stay local.
   if (total == 0) return Status::ok();
   Kafka::Owner& owner = *kafka_->owners[partition];
-  std::lock_guard lock(owner.mu);
   const std::string where = options_.topic + " partition " + std::to_string(partition);
-  if (!owner.owned) return Status::aborted(where + " is owned by another instance");
-  if (!owner.fenced.empty()) return Status::aborted(where + ": " + owner.fenced);
+  // Checked before the lock too: take() holds it while it fences, and appends must not wait.
+  if (!owner.owned) return Status::aborted(where + " is not owned by this instance now");
+  std::lock_guard lock(owner.mu);
+  if (!owner.owned) return Status::aborted(where + " is not owned by this instance now");
   const int timeout_ms = static_cast<int>(options_.transaction_timeout.count());
+  const std::string nothing_stored = where + ": the transaction failed, nothing was stored (";
+  const std::string unknown =
+      where + ": the transaction's outcome is unknown; retry with the same Idempotency-Key (";
 
-  // A failed transaction is aborted (nothing of it is visible to read_committed readers); a
-  // producer fenced by a newer owner never writes again.
-  auto fail = [&](rd_kafka_error_t* e, const char* step) -> Status {
-    const bool abort = rd_kafka_error_txn_requires_abort(e);
-    const bool fatal = rd_kafka_error_is_fatal(e);
-    std::string text = std::string(step) + ": " + error_text(e);
-    if (fatal) {
-      owner.fenced = "this instance no longer owns it (" + text + ")";
-      owner.owned = false;
-      return Status::aborted(where + ": " + owner.fenced);
-    }
-    if (abort) {
-      if (rd_kafka_error_t* a = rd_kafka_abort_transaction(owner.producer, timeout_ms))
-        text += "; abort: " + error_text(a);
-    }
-    return Status::aborted(where + ": the transaction failed, nothing was stored (" + text + ")");
+  // Aborts the open transaction; false when even that failed (the partition is given up).
+  auto abort_open = [&](std::string& text) {
+    rd_kafka_error_t* a = rd_kafka_abort_transaction(owner.producer, timeout_ms);
+    if (a == nullptr) return true;
+    text += "; abort: " + error_text(a);
+    abandon(partition, text);
+    return false;
   };
 
-  if (rd_kafka_error_t* e = rd_kafka_begin_transaction(owner.producer)) return fail(e, "begin");
+  if (rd_kafka_error_t* e = rd_kafka_begin_transaction(owner.producer)) {
+    const bool fatal = rd_kafka_error_is_fatal(e);
+    std::string text = "begin: " + error_text(e);
+    if (fatal) abandon(partition, text);
+    return Status::aborted(nothing_stored + text + ")");
+  }
+  // Side writes spread over the append's records, in order, a bounded share each.
+  std::vector<std::vector<const SideWrite*>> carried(total);
+  {
+    size_t record = 0, bytes = 0;
+    for (const auto& write : side_writes) {
+      const size_t size = write.key.size() + write.value.size() + 8;
+      if (bytes > 0 && bytes + size > kSideWriteBytesPerRecord && record + 1 < total) {
+        ++record;
+        bytes = 0;
+      }
+      carried[record].push_back(&write);
+      bytes += size;
+    }
+  }
   size_t produced = 0;
   std::string value;
   for (const auto& stream : sealed) {
     const std::string& key = stream.partition_key.empty() ? stream.stream_id : stream.partition_key;
     for (const auto& event : stream.events) {
-      ++produced;
       event.SerializeToString(&value);
-      rd_kafka_headers_t* headers =
-          rd_kafka_headers_new(produced == total ? side_writes.size() : 0);
-      if (produced == total) {
-        for (const auto& write : side_writes) {
-          const std::string encoded = encode_side_write(write);
-          rd_kafka_header_add(headers, kSideWriteHeader, -1, encoded.data(),
-                              static_cast<ssize_t>(encoded.size()));
-        }
+      rd_kafka_headers_t* headers = rd_kafka_headers_new(carried[produced].size() + 1);
+      for (const SideWrite* write : carried[produced]) {
+        const std::string encoded = encode_side_write(*write);
+        rd_kafka_header_add(headers, kSideWriteHeader, -1, encoded.data(),
+                            static_cast<ssize_t>(encoded.size()));
+      }
+      if (++produced == total) {
+        const std::string records = std::to_string(total);
+        rd_kafka_header_add(headers, kAppendEndHeader, -1, records.data(),
+                            static_cast<ssize_t>(records.size()));
       }
       auto err = rd_kafka_producev(
           owner.producer, RD_KAFKA_V_TOPIC(options_.topic.c_str()),
@@ -372,10 +429,8 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(headers);  // not taken by librdkafka on failure
         std::string text = std::string("produce: ") + rd_kafka_err2str(err);
-        if (rd_kafka_error_t* a = rd_kafka_abort_transaction(owner.producer, timeout_ms))
-          text += "; abort: " + error_text(a);
-        return Status::unavailable(where + ": the transaction failed, nothing was stored (" + text +
-                                   ")");
+        abort_open(text);
+        return Status::aborted(nothing_stored + text + ")");
       }
     }
   }
@@ -383,18 +438,33 @@ Status KafkaLog::publish(uint32_t partition, const std::vector<StreamAppend>& se
   for (;;) {
     rd_kafka_error_t* e = rd_kafka_commit_transaction(owner.producer, timeout_ms);
     if (e == nullptr) return Status::ok();
-    if (rd_kafka_error_is_retriable(e) && std::chrono::steady_clock::now() < deadline) {
+    const bool retriable = rd_kafka_error_is_retriable(e);
+    if (retriable && std::chrono::steady_clock::now() < deadline) {
       rd_kafka_error_destroy(e);
       continue;
     }
-    return fail(e, "commit");
+    const bool requires_abort = rd_kafka_error_txn_requires_abort(e);
+    std::string text = "commit: " + error_text(e);
+    if (requires_abort) {  // the broker refused it: nothing of it is visible
+      abort_open(text);
+      return Status::aborted(nothing_stored + text + ")");
+    }
+    // Fenced, or no answer in time: it may have committed. Taken again, the partition settles
+    // it and the local copy gets it from crm.events if it did.
+    abandon(partition, text);
+    return Status::aborted(unknown + text + ")");
   }
 }
 
 void KafkaLog::follow() {
   const uint32_t partitions = partition_count();
-  std::vector<std::vector<RocksDbLog::Replicated>> pending(partitions);
-  std::vector<int64_t> next(partitions, -1);  // Kafka offset after the last record taken
+  // Records read but not yet stored: whole appends are stored, an incomplete one waits.
+  struct Read {
+    RocksDbLog::Replicated replicated;
+    int64_t kafka_offset;
+    bool append_end;
+  };
+  std::vector<std::vector<Read>> pending(partitions);
   std::vector<int64_t> eof(partitions, -1);
   // The local copy cannot take a record: following stops (readiness reports it); nothing skipped.
   auto stop_following = [&](Status s) {
@@ -410,6 +480,13 @@ void KafkaLog::follow() {
       const auto p = static_cast<uint32_t>(message->partition);
       if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         if (p < partitions) eof[p] = std::max(eof[p], message->offset);
+      } else if (message->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        std::string why = rd_kafka_message_errstr(message);
+        rd_kafka_message_destroy(message);
+        return stop_following(Status::unavailable(
+            options_.topic + " partition " + std::to_string(p) +
+            " no longer holds the records the local copy needs next (" + why +
+            "): was its retention limited? The log on Kafka must be kept whole"));
       } else if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR && p < partitions) {
         RocksDbLog::Replicated replicated;
         if (!replicated.event.ParseFromArray(message->payload, static_cast<int>(message->len))) {
@@ -418,8 +495,13 @@ void KafkaLog::follow() {
               "unreadable event in " + options_.topic + " partition " + std::to_string(p) +
               " at Kafka offset " + std::to_string(message->offset)));
         }
+        bool append_end = false;
         rd_kafka_headers_t* headers = nullptr;
         if (rd_kafka_message_headers(message, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          const void* end_value = nullptr;
+          size_t end_size = 0;
+          append_end = rd_kafka_header_get_last(headers, kAppendEndHeader, &end_value, &end_size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
           const void* data = nullptr;
           size_t size = 0;
           for (size_t i = 0; rd_kafka_header_get(headers, i, kSideWriteHeader, &data, &size) ==
@@ -433,8 +515,7 @@ void KafkaLog::follow() {
             replicated.side_writes.push_back(std::move(write.value()));
           }
         }
-        pending[p].push_back(std::move(replicated));
-        next[p] = message->offset + 1;
+        pending[p].push_back({std::move(replicated), message->offset, append_end});
       }
       // Other errors (a broker away for a moment) are librdkafka's to retry.
       rd_kafka_message_destroy(message);
@@ -443,29 +524,39 @@ void KafkaLog::follow() {
     }
 
     for (uint32_t p = 0; p < partitions; ++p) {
-      if (next[p] >= 0) {
+      auto& read = pending[p];
+      // Up to the end of the last whole append read; the rest waits for its end.
+      size_t whole = read.size();
+      while (whole > 0 && !read[whole - 1].append_end) --whole;
+      int64_t next = -1;
+      if (whole > 0) {
+        std::vector<RocksDbLog::Replicated> batch;
+        batch.reserve(whole);
+        for (size_t i = 0; i < whole; ++i) batch.push_back(std::move(read[i].replicated));
+        next = read[whole - 1].kafka_offset + 1;
         std::string value;
-        put_u64_be(value, static_cast<uint64_t>(next[p]));
+        put_u64_be(value, static_cast<uint64_t>(next));
         auto s = local_->apply_replicated(
-            p, pending[p],
-            {{SideWrite::Table::kCheckpoint, checkpoint_key(options_.topic, p), value}});
+            p, batch, {{SideWrite::Table::kCheckpoint, checkpoint_key(options_.topic, p), value}});
         if (!s.is_ok()) return stop_following(s);
         std::function<void(uint32_t, const std::vector<RocksDbLog::Replicated>&)> notify;
         {
           std::lock_guard lock(follow_mu_);
           notify = on_replicated_;
         }
-        if (notify && !pending[p].empty()) notify(p, pending[p]);
-        pending[p].clear();
+        if (notify) notify(p, batch);
+        read.erase(read.begin(), read.begin() + static_cast<std::ptrdiff_t>(whole));
       }
       int64_t low = 0, high = 0;
       const bool known = rd_kafka_get_watermark_offsets(kafka_->consumer, options_.topic.c_str(),
                                                         static_cast<int32_t>(p), &low,
                                                         &high) == RD_KAFKA_RESP_ERR_NO_ERROR;
       std::lock_guard lock(follow_mu_);
-      followed_[p] = std::max({followed_[p], next[p], eof[p]});
+      followed_[p] = std::max(followed_[p], next);
+      // At the end of what is committed, unless part of an append is still to come.
+      if (read.empty()) followed_[p] = std::max(followed_[p], eof[p]);
       if (known) high_[p] = std::max(high_[p], high);
-      next[p] = eof[p] = -1;
+      eof[p] = -1;
     }
     follow_cv_.notify_all();
   }

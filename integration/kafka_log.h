@@ -8,13 +8,16 @@
 // transactional producer (transactional.id = prefix + partition, so a new owner fences the old
 // one), then stored locally. Each event is one record: key = partition key (customer id), value
 // = the EventEnvelope; the append's side writes (aggregate state, idempotency keys) ride as
-// `crm-side-write` headers of its last record, so that a copy rebuilt from crm.events — after a
-// crash between the commit and the local write, or on another instance — holds them too.
+// `crm-side-write` headers of its records (a bounded share each), its last record marked
+// `crm-append-end`, so that a copy rebuilt from crm.events — after a crash between the commit
+// and the local write, or on another instance — holds them too. (An append of side writes only,
+// the idempotency key of a command that changed nothing, stays local.)
 //
 // Following: one read_committed consumer reads every partition of crm.events from where the
 // local copy stands (a checkpoint stored in the same RocksDB batch as the events it covers) and
-// stores what this instance did not write itself. open() returns once the copy holds everything
-// committed before it started (and before it fenced earlier owners).
+// stores what this instance did not write itself, whole appends only. open() returns once the
+// copy holds everything committed before it started; take() once it holds everything the
+// partition's earlier owner committed.
 #pragma once
 
 #include <atomic>
@@ -56,8 +59,11 @@ class KafkaLog final : public EventLog {
 
   uint32_t partition_count() const override { return local_->partition_count(); }
   Status writable(uint32_t partition) const override;
-  // kUnavailable for a partition this instance does not own, or whose producer was fenced by a
-  // newer owner; nothing is stored then.
+  // kUnavailable once following crm.events stopped (a record the local copy cannot take).
+  Status health() const override;
+  // kAborted, nothing stored, for a partition this instance does not own now, a transaction that
+  // failed, and one whose outcome is unknown (the partition is then given up until taken again,
+  // which settles it: see take()).
   Result<AppendResult> append(AppendRequest request) override;
   Result<std::vector<events::EventEnvelope>> read_partition(uint32_t partition,
                                                             uint64_t from_offset,
@@ -98,8 +104,10 @@ class KafkaLog final : public EventLog {
   // owner with the partition's transactional id, then waits until the local copy holds all that
   // owner committed. Until it returns ok the partition is not writable here.
   Status take(uint32_t partition);
-  // Gives a partition up; waits for an append to it in progress.
+  // Gives a partition up; waits for a transaction to it in progress.
   void release(uint32_t partition);
+  // Stops the follower thread (before what on_replicated calls goes away).
+  void stop_following();
   // Called on the follower's thread with each batch of records it stored (some may have been
   // this copy's already): the engine learns of reference data another instance changed.
   void set_on_replicated(
@@ -113,6 +121,7 @@ class KafkaLog final : public EventLog {
   struct Kafka;
   KafkaLog(Store& store, std::unique_ptr<RocksDbLog> local, const KafkaLogOptions& options);
   Status start();
+  void abandon(uint32_t partition, const std::string& why);
   Status publish(uint32_t partition, const std::vector<StreamAppend>& sealed,
                  const std::vector<SideWrite>& side_writes);
   void follow();

@@ -274,6 +274,8 @@ void App::stop() {
   if (server_) server_->stop();
   if (inbound_) inbound_->stop();
   if (bus_) bus_->stop();  // answers the forwarded commands in hand, leaves the group
+  // Before the engine goes: what the follower calls (reference data, principals) lives there.
+  if (kafka_log_) kafka_log_->stop_following();
   if (engine_) engine_->shutdown();
   if (projector_) projector_->stop();
   if (store_) {

@@ -452,12 +452,16 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       return writes;
     };
     auto appended = log_.append(std::move(request));
-    if (!appended.is_ok() && appended.status().code() == StatusCode::kAborted) {
-      // Nothing was stored (a log on Kafka lost the partition or its transaction failed): the
-      // batch is refused, the cache keeps the state before it, and the partition goes on.
+    if (!appended.is_ok() && (appended.status().code() == StatusCode::kAborted ||
+                              appended.status().code() == StatusCode::kConflict)) {
+      // Nothing was stored: a log on Kafka lost the partition or its transaction failed, or
+      // (a conflict) another instance wrote the partition since this cache was filled. The
+      // batch is refused, the cache dropped (read again from the log's copy), the partition
+      // goes on.
+      cache_.clear();
       for (size_t i = 0; i < batch.size(); ++i) {
         CommandOutcome outcome;
-        outcome.status = appended.status();
+        outcome.status = Status::aborted(appended.status().message());
         record(batch[i].command, outcome, batch[i].queued);
         batch[i].reply.set_value(std::move(outcome));
       }

@@ -23,13 +23,15 @@ class LogHarness {
  public:
   virtual ~LogHarness() = default;
   virtual EventLog& log() = 0;
-  virtual void reopen() = 0;  // close and open again over the same data
+  virtual Store& store() = 0;  // where the log's side writes go
+  virtual void reopen() = 0;   // close and open again over the same data
 };
 
 class RocksDbHarness final : public LogHarness {
  public:
   explicit RocksDbHarness(uint32_t partitions) : partitions_(partitions) { reopen(); }
   EventLog& log() override { return *log_; }
+  Store& store() override { return *store_; }
   void reopen() override {
     log_.reset();
     store_.reset();
@@ -67,6 +69,7 @@ class KafkaHarness final : public LogHarness {
     reopen();
   }
   EventLog& log() override { return *log_; }
+  Store& store() override { return *store_; }
   void reopen() override {
     log_.reset();
     store_.reset();
@@ -135,6 +138,7 @@ class LogContract : public ::testing::TestWithParam<LogBackend> {
  protected:
   void SetUp() override { harness_ = GetParam().make(4); }
   EventLog& log() { return harness_->log(); }
+  Store& store() { return harness_->store(); }
   std::unique_ptr<LogHarness> harness_;
 };
 
@@ -319,6 +323,30 @@ TEST_P(LogContract, ConcurrentAppendsAreAllDurableAcrossReopen) {
   auto next = log().append(request(0, "t0", kAppends, {"after"}));
   ASSERT_TRUE(next.is_ok());
   EXPECT_EQ(next->sealed[0].events[0].stream_version(), static_cast<uint64_t>(kAppends + 1));
+}
+
+TEST_P(LogContract, SideWritesAreStoredWithTheirEventsAcrossReopen) {
+  // Large ones too: together more than a Kafka record holds.
+  const std::string large(300 * 1024, 'x');
+  auto r = request(2, "with-state", kNoStream, {"s1", "s2", "s3"});
+  r.side_writes = [&](const std::vector<StreamAppend>& sealed) {
+    EXPECT_EQ(sealed[0].events.back().stream_version(), 3u);  // called once sealed
+    return std::vector<SideWrite>{{SideWrite::Table::kState, "with-state", "v3"},
+                                  {SideWrite::Table::kIdempotency, "key-1", large + "1"},
+                                  {SideWrite::Table::kIdempotency, "key-2", large + "2"},
+                                  {SideWrite::Table::kIdempotency, "key-3", large + "3"}};
+  };
+  ASSERT_TRUE(log().append(std::move(r)).is_ok());
+  harness_->reopen();
+  std::string value;
+  ASSERT_TRUE(store().get(Store::Family::kState, "with-state", &value).is_ok());
+  EXPECT_EQ(value, "v3");
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+        store().get(Store::Family::kIdempotency, "key-" + std::to_string(i), &value).is_ok());
+    EXPECT_EQ(value, large + std::to_string(i));
+  }
+  EXPECT_EQ(log().stream_head("with-state")->version, 3u);
 }
 
 TEST_P(LogContract, RefusesBadRequests) {
