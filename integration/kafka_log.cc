@@ -200,10 +200,16 @@ Status KafkaLog::start() {
     owned.clear();
     for (uint32_t p = 0; p < partitions; ++p) owned.push_back(p);
   }
-  for (uint32_t p : owned) {
+  for (uint32_t p : owned)
     if (p >= partitions) return Status::invalid_argument("no partition " + std::to_string(p));
-    if (auto s = take(p); !s.is_ok()) return s;
-  }
+  // Taken side by side: each waits on its own transaction coordinator.
+  std::vector<Status> taken(owned.size());
+  std::vector<std::thread> takers;
+  for (size_t i = 0; i < owned.size(); ++i)
+    takers.emplace_back([&, i] { taken[i] = take(owned[i]); });
+  for (auto& t : takers) t.join();
+  for (const auto& s : taken)
+    if (!s.is_ok()) return s;
   return Status::ok();
 }
 

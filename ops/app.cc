@@ -127,7 +127,7 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
               raw->principals_.update(static_cast<const principal::Principal&>(*principal->state));
           }
         });
-    CommandBusOptions bus;
+    CommandBusOptions bus = config.kafka_bus;
     bus.client = {config.inbound.brokers, config.inbound.kafka_settings,
                   config.inbound.connect_timeout};
     bus.replication_factor = config.inbound.replication_factor;

@@ -41,6 +41,7 @@ struct AppConfig {
   EventLogKind event_log = EventLogKind::kEmbedded;
   KafkaLogOptions kafka_log;          // owns_all/owned: the fixed partitions when not by group
   bool kafka_owners_by_group = true;  // partitions owned through the group crm-owners
+  CommandBusOptions kafka_bus;        // its topics and group (the rest comes from above)
 };
 
 class App {

@@ -37,9 +37,10 @@ const char kUsage[] =
     "             --kafka-topic-partitions 8, --kafka-replication-factor 3 for new topics)\n"
     "           --event-log embedded|kafka (kafka: the log is the topic --kafka-events-topic\n"
     "             crm.events, with a local copy in the data directory; --kafka-owned-partitions\n"
-    "             group (the default: handed out by the consumer group crm-owners) | all |\n"
-    "             none | 0,2-5: those this instance writes; commands for the others are\n"
-    "             forwarded to their owners through crm.commands, outcomes on crm.results)\n"
+    "             group (the default: handed out by the consumer group --kafka-owners-group\n"
+    "             crm-owners) | all | none | 0,2-5: those this instance writes; commands for\n"
+    "             the others are forwarded to their owners through --kafka-commands-topic\n"
+    "             crm.commands, outcomes on --kafka-results-topic crm.results)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -85,6 +86,9 @@ const std::vector<std::string> kServeFlags = {"config",
                                               "kafka-replication-factor",
                                               "event-log",
                                               "kafka-events-topic",
+                                              "kafka-commands-topic",
+                                              "kafka-results-topic",
+                                              "kafka-owners-group",
                                               "kafka-owned-partitions"};
 
 namespace {
@@ -117,6 +121,9 @@ const std::map<std::string, std::string>& environment_names() {
       {"kafka-replication-factor", "CRM_KAFKA_REPLICATION_FACTOR"},
       {"event-log", "CRM_EVENT_LOG"},
       {"kafka-events-topic", "CRM_KAFKA_EVENTS_TOPIC"},
+      {"kafka-commands-topic", "CRM_KAFKA_COMMANDS_TOPIC"},
+      {"kafka-results-topic", "CRM_KAFKA_RESULTS_TOPIC"},
+      {"kafka-owners-group", "CRM_KAFKA_OWNERS_GROUP"},
       {"kafka-owned-partitions", "CRM_KAFKA_OWNED_PARTITIONS"}};
   return names;
 }
@@ -379,6 +386,15 @@ std::string read_config(const Flags& flags, AppConfig& config) {
       config.event_log = AppConfig::EventLogKind::kKafka;
     } else {
       return from("event-log") + " must be embedded or kafka";
+    }
+  }
+  for (const auto& [name, slot] :
+       {std::pair{"kafka-commands-topic", &config.kafka_bus.commands_topic},
+        std::pair{"kafka-results-topic", &config.kafka_bus.results_topic},
+        std::pair{"kafka-owners-group", &config.kafka_bus.group}}) {
+    if (auto* v = get(name)) {
+      if (v->empty() || v->size() > 249) return from(name) + " must be 1..249 characters";
+      *slot = *v;
     }
   }
   if (auto* v = get("kafka-events-topic")) {

@@ -8,8 +8,47 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+
+#include "tests/support/kafka_mock.h"
 
 namespace crm::testing {
+namespace {
+
+// CRM_TEST_EVENT_LOG=kafka runs the same tests with the event log on Kafka, by configuration
+// alone: librdkafka's mock cluster (one per test process, its own process), and topics, groups
+// and transactional ids of this data directory's own (a restart on it finds them again). The
+// mock cluster makes topics with 4 partitions; this instance owns them all.
+void put_log_on_kafka_when_asked(AppConfig& config) {
+  const char* backend = std::getenv("CRM_TEST_EVENT_LOG");
+  if (backend == nullptr || std::string_view(backend) != "kafka") return;
+  char tag[17];
+  std::snprintf(tag, sizeof tag, "%016zx", std::hash<std::string>{}(config.data_dir));
+  const std::string suffix = std::string(".") + tag;
+  if (config.inbound.brokers.empty()) {  // a test of inbound commands brings its own cluster
+    static KafkaMock cluster(3);
+    if (cluster.bootstrap().empty()) {
+      ADD_FAILURE() << "no mock Kafka cluster: " << cluster.error();
+      return;
+    }
+    config.inbound.brokers = cluster.bootstrap();
+    config.inbound.topic = "crm.inbound" + suffix;
+    config.inbound.rejected_topic = "crm.rejected" + suffix;
+    config.inbound.group = "crm-inbound" + suffix;
+    config.inbound.topic_partitions = 4;
+  }
+  config.event_log = AppConfig::EventLogKind::kKafka;
+  if (config.partitions == 0) config.partitions = 4;
+  config.kafka_log.topic = "crm.events" + suffix;
+  config.kafka_log.transactional_id_prefix = "crm-events" + suffix + "-";
+  config.kafka_owners_by_group = false;
+  config.kafka_log.owns_all = true;
+  config.kafka_bus.commands_topic = "crm.commands" + suffix;
+  config.kafka_bus.results_topic = "crm.results" + suffix;
+  config.kafka_bus.group = "crm-owners" + suffix;
+}
+
+}  // namespace
 
 TempDir::TempDir() {
   std::string pattern = (std::filesystem::temp_directory_path() / "crm-test-XXXXXX").string();
@@ -35,6 +74,7 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
 
 ServedApp::ServedApp(const std::string& data_dir, AppConfig config, const Clock* clock) {
   config.data_dir = data_dir;
+  put_log_on_kafka_when_asked(config);
   config.http.host = "127.0.0.1";
   config.http.port = 0;
   if (config.http.threads == api::ServerOptions{}.threads) config.http.threads = 32;
