@@ -122,6 +122,30 @@ int config_command(int argc, char** argv) {
   set("logRequests", config.http.log_requests == api::RequestLogging::kAll      ? "all"
                      : config.http.log_requests == api::RequestLogging::kErrors ? "errors"
                                                                                 : "none");
+  set("eventLog", config.event_log == AppConfig::EventLogKind::kKafka ? "kafka" : "embedded");
+  if (!config.inbound.brokers.empty()) {
+    set("kafkaBrokers", config.inbound.brokers);
+    set("kafkaInboundTopic", config.inbound.topic);
+    set("kafkaRejectedTopic", config.inbound.rejected_topic);
+    set("kafkaGroup", config.inbound.group);
+  }
+  if (config.event_log == AppConfig::EventLogKind::kKafka) {
+    set("kafkaEventsTopic", config.kafka_log.topic);
+    set("kafkaCommandsTopic", config.kafka_bus.commands_topic);
+    set("kafkaResultsTopic", config.kafka_bus.results_topic);
+    set("kafkaOwnersGroup", config.kafka_bus.group);
+    set("kafkaTransactionalIdPrefix", config.kafka_log.transactional_id_prefix);
+    std::string owned = config.kafka_owners_by_group ? "group"
+                        : config.kafka_log.owns_all  ? "all"
+                                                     : "";
+    if (owned.empty()) {
+      for (uint32_t p : config.kafka_log.owned)
+        owned += (owned.empty() ? "" : ",") + std::to_string(p);
+      if (owned.empty()) owned = "none";
+    }
+    set("kafkaOwnedPartitions", owned);
+  }
+  // (kafkaSettings are not shown: they may hold secrets.)
   std::string text;
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = true;

@@ -40,7 +40,8 @@ const char kUsage[] =
     "             group (the default: handed out by the consumer group --kafka-owners-group\n"
     "             crm-owners) | all | none | 0,2-5: those this instance writes; commands for\n"
     "             the others are forwarded to their owners through --kafka-commands-topic\n"
-    "             crm.commands, outcomes on --kafka-results-topic crm.results)\n"
+    "             crm.commands, outcomes on --kafka-results-topic crm.results;\n"
+    "             --kafka-transactional-id-prefix crm-events- + partition: one per deployment)\n"
     "           --follow-up-rules NAME=VALUE,... (e.g. revisitAfter=P7D,utcOffset=+08:00;\n"
     "             see docs/user-guide.md, Follow-up tasks)\n"
     "           --digest-interval PT1H (the log's digest for auditors; none: never)\n"
@@ -89,6 +90,7 @@ const std::vector<std::string> kServeFlags = {"config",
                                               "kafka-commands-topic",
                                               "kafka-results-topic",
                                               "kafka-owners-group",
+                                              "kafka-transactional-id-prefix",
                                               "kafka-owned-partitions"};
 
 namespace {
@@ -124,6 +126,7 @@ const std::map<std::string, std::string>& environment_names() {
       {"kafka-commands-topic", "CRM_KAFKA_COMMANDS_TOPIC"},
       {"kafka-results-topic", "CRM_KAFKA_RESULTS_TOPIC"},
       {"kafka-owners-group", "CRM_KAFKA_OWNERS_GROUP"},
+      {"kafka-transactional-id-prefix", "CRM_KAFKA_TRANSACTIONAL_ID_PREFIX"},
       {"kafka-owned-partitions", "CRM_KAFKA_OWNED_PARTITIONS"}};
   return names;
 }
@@ -349,7 +352,12 @@ std::string read_config(const Flags& flags, AppConfig& config) {
   for (const auto& [name, slot] :
        {std::pair{"kafka-inbound-topic", &config.inbound.topic},
         std::pair{"kafka-rejected-topic", &config.inbound.rejected_topic},
-        std::pair{"kafka-group", &config.inbound.group}}) {
+        std::pair{"kafka-group", &config.inbound.group},
+        std::pair{"kafka-events-topic", &config.kafka_log.topic},
+        std::pair{"kafka-commands-topic", &config.kafka_bus.commands_topic},
+        std::pair{"kafka-results-topic", &config.kafka_bus.results_topic},
+        std::pair{"kafka-owners-group", &config.kafka_bus.group},
+        std::pair{"kafka-transactional-id-prefix", &config.kafka_log.transactional_id_prefix}}) {
     if (auto* v = get(name)) {
       if (v->empty() || v->size() > 249) return from(name) + " must be 1..249 characters";
       *slot = *v;
@@ -387,20 +395,6 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     } else {
       return from("event-log") + " must be embedded or kafka";
     }
-  }
-  for (const auto& [name, slot] :
-       {std::pair{"kafka-commands-topic", &config.kafka_bus.commands_topic},
-        std::pair{"kafka-results-topic", &config.kafka_bus.results_topic},
-        std::pair{"kafka-owners-group", &config.kafka_bus.group}}) {
-    if (auto* v = get(name)) {
-      if (v->empty() || v->size() > 249) return from(name) + " must be 1..249 characters";
-      *slot = *v;
-    }
-  }
-  if (auto* v = get("kafka-events-topic")) {
-    if (v->empty() || v->size() > 249)
-      return from("kafka-events-topic") + " must be 1..249 characters";
-    config.kafka_log.topic = *v;
   }
   if (auto* v = get("kafka-owned-partitions")) {
     // group | all | none | a list of partitions and ranges: 0,2-5
