@@ -9,6 +9,7 @@
 #include "command.pb.h"
 #include "envelope.pb.h"
 #include "events/codec.h"
+#include "workflow/ready_outcome.h"
 
 namespace crm {
 namespace {
@@ -50,14 +51,6 @@ std::string random_instance_id() {
   std::string bytes;
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>(random() & 0xff));
   return "crm-" + to_hex(bytes);
-}
-
-std::future<CommandOutcome> ready(Status status) {
-  std::promise<CommandOutcome> promise;
-  CommandOutcome outcome;
-  outcome.status = std::move(status);
-  promise.set_value(std::move(outcome));
-  return promise.get_future();
 }
 
 void add_header(rd_kafka_headers_t* headers, const char* name, const std::string& value) {
@@ -202,22 +195,22 @@ Result<std::unique_ptr<CommandBus>> CommandBus::start(const CommandBusOptions& o
 
 Status CommandBus::open() {
   const int partitions = static_cast<int>(engine_.partition_count());
-  char error[512];
-  auto producer_conf = kafka::make_conf(
-      options_.client, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"}});
-  if (!producer_conf.is_ok()) return producer_conf.status();
-  rd_kafka_conf_set_dr_msg_cb(producer_conf.value(), on_delivery);
-  rd_kafka_conf_set_opaque(producer_conf.value(), this);
-  kafka_->producer = rd_kafka_new(RD_KAFKA_PRODUCER, producer_conf.value(), error, sizeof error);
-  if (kafka_->producer == nullptr)
-    return Status::invalid_argument(std::string("Kafka producer: ") + error);
+  auto producer =
+      kafka::new_client(RD_KAFKA_PRODUCER, options_.client,
+                        {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"}},
+                        [this](rd_kafka_conf_t* conf) {
+                          rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+                          rd_kafka_conf_set_opaque(conf, this);
+                        });
+  if (!producer.is_ok()) return producer.status();
+  kafka_->producer = producer.value();
   auto brokers = kafka::reach_brokers(kafka_->producer, options_.client);
   if (!brokers.is_ok()) return brokers.status();
   {
-    auto admin_conf = kafka::make_conf(options_.client, {{"allow.auto.create.topics", "false"}});
-    if (!admin_conf.is_ok()) return admin_conf.status();
-    rd_kafka_t* admin = rd_kafka_new(RD_KAFKA_PRODUCER, admin_conf.value(), error, sizeof error);
-    if (admin == nullptr) return Status::invalid_argument(std::string("Kafka client: ") + error);
+    auto client = kafka::new_client(RD_KAFKA_PRODUCER, options_.client,
+                                    {{"allow.auto.create.topics", "false"}});
+    if (!client.is_ok()) return client.status();
+    rd_kafka_t* admin = client.value();
     kafka::create_topics(admin, {options_.commands_topic, options_.results_topic}, partitions,
                          options_.replication_factor, brokers.value());
     auto count =
@@ -231,14 +224,12 @@ Status CommandBus::open() {
   }
 
   // Outcomes: every partition of crm.results from its end now (none sent before is ours).
-  auto collector_conf =
-      kafka::make_conf(options_.client, {{"group.id", "crm-results-" + options_.instance_id},
-                                         {"enable.auto.commit", "false"},
-                                         {"allow.auto.create.topics", "false"}});
-  if (!collector_conf.is_ok()) return collector_conf.status();
-  kafka_->collector = rd_kafka_new(RD_KAFKA_CONSUMER, collector_conf.value(), error, sizeof error);
-  if (kafka_->collector == nullptr)
-    return Status::invalid_argument(std::string("Kafka consumer: ") + error);
+  auto collector = kafka::new_client(RD_KAFKA_CONSUMER, options_.client,
+                                     {{"group.id", "crm-results-" + options_.instance_id},
+                                      {"enable.auto.commit", "false"},
+                                      {"allow.auto.create.topics", "false"}});
+  if (!collector.is_ok()) return collector.status();
+  kafka_->collector = collector.value();
   auto results = kafka::partition_count(kafka_->collector, options_.results_topic,
                                         options_.client.connect_timeout);
   if (!results.is_ok()) return results.status();
@@ -262,17 +253,19 @@ Status CommandBus::open() {
                                rd_kafka_err2str(err));
 
   // Commands: the owned partitions of crm.commands, through the group or fixed.
-  auto owner_conf = kafka::make_conf(options_.client, {{"group.id", options_.group},
-                                                       {"enable.auto.commit", "false"},
-                                                       {"enable.auto.offset.store", "false"},
-                                                       {"auto.offset.reset", "earliest"},
-                                                       {"allow.auto.create.topics", "false"}});
-  if (!owner_conf.is_ok()) return owner_conf.status();
-  if (options_.use_group) rd_kafka_conf_set_rebalance_cb(owner_conf.value(), on_rebalance);
-  rd_kafka_conf_set_opaque(owner_conf.value(), this);
-  kafka_->owner = rd_kafka_new(RD_KAFKA_CONSUMER, owner_conf.value(), error, sizeof error);
-  if (kafka_->owner == nullptr)
-    return Status::invalid_argument(std::string("Kafka consumer: ") + error);
+  auto owner = kafka::new_client(RD_KAFKA_CONSUMER, options_.client,
+                                 {{"group.id", options_.group},
+                                  {"enable.auto.commit", "false"},
+                                  {"enable.auto.offset.store", "false"},
+                                  {"auto.offset.reset", "earliest"},
+                                  {"allow.auto.create.topics", "false"}},
+                                 [this](rd_kafka_conf_t* conf) {
+                                   if (options_.use_group)
+                                     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+                                   rd_kafka_conf_set_opaque(conf, this);
+                                 });
+  if (!owner.is_ok()) return owner.status();
+  kafka_->owner = owner.value();
   rd_kafka_poll_set_consumer(kafka_->owner);
   if (options_.use_group) {
     rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
@@ -323,7 +316,7 @@ size_t CommandBus::waiting() const {
 
 std::future<CommandOutcome> CommandBus::forward(events::CommandEnvelope command,
                                                 uint32_t partition) {
-  if (stopping_) return ready(Status::unavailable("the engine is shutting down"));
+  if (stopping_) return ready_outcome(Status::unavailable("the engine is shutting down"));
   // Applied once however often it is delivered: a key of its own when the caller gave none.
   if (command.idempotency_key().empty()) {
     command.set_idempotency_key("forwarded/" + command.command_id());
@@ -439,7 +432,7 @@ void CommandBus::own() {
         if (envelope.ParseFromArray(message->payload, static_cast<int>(message->len))) {
           command.outcome = engine_.submit_local(std::move(envelope));
         } else {
-          command.outcome = ready(Status::invalid_argument(
+          command.outcome = ready_outcome(Status::invalid_argument(
               "unreadable command at " + options_.commands_topic + " partition " +
               std::to_string(message->partition) + " offset " + std::to_string(message->offset)));
         }

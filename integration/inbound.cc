@@ -61,43 +61,33 @@ Result<std::unique_ptr<InboundConsumer>> InboundConsumer::start(const InboundOpt
                                                                 IdSource& ids, Metrics* metrics) {
   std::unique_ptr<InboundConsumer> inbound(
       new InboundConsumer(options, engine, clock, ids, metrics));
-  char error[512];
-  auto producer_conf =
-      kafka::make_conf(client_options(options), {{"enable.idempotence", "true"}, {"acks", "all"}});
-  if (!producer_conf.is_ok()) return producer_conf.status();
-  rd_kafka_conf_set_dr_msg_cb(producer_conf.value(), on_delivery);
-  inbound->kafka_->producer =
-      rd_kafka_new(RD_KAFKA_PRODUCER, producer_conf.value(), error, sizeof error);
-  if (inbound->kafka_->producer == nullptr)
-    return Status::invalid_argument(std::string("Kafka producer: ") + error);
+  auto producer = kafka::new_client(
+      RD_KAFKA_PRODUCER, client_options(options), {{"enable.idempotence", "true"}, {"acks", "all"}},
+      [](rd_kafka_conf_t* conf) { rd_kafka_conf_set_dr_msg_cb(conf, on_delivery); });
+  if (!producer.is_ok()) return producer.status();
+  inbound->kafka_->producer = producer.value();
 
   // Reaching the brokers at all: a clear start-up error instead of a silent wait. Topics are
   // created through a plain client: an idempotent producer's admin requests wait for its
   // producer id (ten seconds against the mock cluster).
   auto brokers = kafka::reach_brokers(inbound->kafka_->producer, client_options(options));
   if (!brokers.is_ok()) return brokers.status();
-  if (auto admin_conf =
-          kafka::make_conf(client_options(options), {{"allow.auto.create.topics", "false"}});
-      admin_conf.is_ok()) {
-    if (rd_kafka_t* admin =
-            rd_kafka_new(RD_KAFKA_PRODUCER, admin_conf.value(), error, sizeof error)) {
-      kafka::create_topics(admin, {options.topic, options.rejected_topic}, options.topic_partitions,
-                           options.replication_factor, brokers.value());
-      rd_kafka_destroy(admin);
-    }
+  if (auto admin = kafka::new_client(RD_KAFKA_PRODUCER, client_options(options),
+                                     {{"allow.auto.create.topics", "false"}});
+      admin.is_ok()) {
+    kafka::create_topics(admin.value(), {options.topic, options.rejected_topic},
+                         options.topic_partitions, options.replication_factor, brokers.value());
+    rd_kafka_destroy(admin.value());
   }
 
-  auto consumer_conf =
-      kafka::make_conf(client_options(options), {{"group.id", options.group},
-                                                 {"enable.auto.commit", "false"},
-                                                 {"enable.auto.offset.store", "false"},
-                                                 {"auto.offset.reset", "earliest"},
-                                                 {"isolation.level", "read_committed"}});
-  if (!consumer_conf.is_ok()) return consumer_conf.status();
-  inbound->kafka_->consumer =
-      rd_kafka_new(RD_KAFKA_CONSUMER, consumer_conf.value(), error, sizeof error);
-  if (inbound->kafka_->consumer == nullptr)
-    return Status::invalid_argument(std::string("Kafka consumer: ") + error);
+  auto consumer = kafka::new_client(RD_KAFKA_CONSUMER, client_options(options),
+                                    {{"group.id", options.group},
+                                     {"enable.auto.commit", "false"},
+                                     {"enable.auto.offset.store", "false"},
+                                     {"auto.offset.reset", "earliest"},
+                                     {"isolation.level", "read_committed"}});
+  if (!consumer.is_ok()) return consumer.status();
+  inbound->kafka_->consumer = consumer.value();
   rd_kafka_poll_set_consumer(inbound->kafka_->consumer);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, options.topic.c_str(), RD_KAFKA_PARTITION_UA);

@@ -29,6 +29,22 @@ Result<rd_kafka_conf_t*> make_conf(const ClientOptions& options,
   return conf;
 }
 
+Result<rd_kafka_t*> new_client(rd_kafka_type_t type, const ClientOptions& options,
+                               std::initializer_list<std::pair<const char*, std::string>> own,
+                               const std::function<void(rd_kafka_conf_t*)>& adjust) {
+  auto conf = make_conf(options, own);
+  if (!conf.is_ok()) return conf.status();
+  if (adjust) adjust(conf.value());
+  char error[512];
+  rd_kafka_t* client = rd_kafka_new(type, conf.value(), error, sizeof error);
+  if (client == nullptr) {
+    rd_kafka_conf_destroy(conf.value());  // still ours when rd_kafka_new fails
+    return Status::invalid_argument(
+        std::string(type == RD_KAFKA_PRODUCER ? "Kafka producer: " : "Kafka consumer: ") + error);
+  }
+  return client;
+}
+
 Result<int> reach_brokers(rd_kafka_t* client, const ClientOptions& options) {
   const rd_kafka_metadata_t* metadata = nullptr;
   auto err = rd_kafka_metadata(client, 0, nullptr, &metadata,

@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <string>
@@ -25,6 +26,12 @@ struct ClientOptions {
 // A librdkafka configuration: the brokers, `own` settings, then the user's (which win).
 Result<rd_kafka_conf_t*> make_conf(const ClientOptions& options,
                                    std::initializer_list<std::pair<const char*, std::string>> own);
+
+// A librdkafka client of `type`: make_conf's settings, then `adjust` (callbacks, opaque) on the
+// configuration, then rd_kafka_new. The configuration is freed whatever happens.
+Result<rd_kafka_t*> new_client(rd_kafka_type_t type, const ClientOptions& options,
+                               std::initializer_list<std::pair<const char*, std::string>> own,
+                               const std::function<void(rd_kafka_conf_t*)>& adjust = {});
 
 // The number of brokers, once they answer; kUnavailable naming them when they do not in time.
 Result<int> reach_brokers(rd_kafka_t* client, const ClientOptions& options);

@@ -114,13 +114,11 @@ Result<std::unique_ptr<KafkaLog>> KafkaLog::open(Store& store, uint32_t partitio
 Status KafkaLog::start() {
   const uint32_t partitions = local_->partition_count();
   const auto& topic = options_.topic;
-  char error[512];
 
-  auto meta_conf = kafka::make_conf(options_.client, {{"allow.auto.create.topics", "false"}});
-  if (!meta_conf.is_ok()) return meta_conf.status();
-  kafka_->meta = rd_kafka_new(RD_KAFKA_PRODUCER, meta_conf.value(), error, sizeof error);
-  if (kafka_->meta == nullptr)
-    return Status::invalid_argument(std::string("Kafka client: ") + error);
+  auto meta = kafka::new_client(RD_KAFKA_PRODUCER, options_.client,
+                                {{"allow.auto.create.topics", "false"}});
+  if (!meta.is_ok()) return meta.status();
+  kafka_->meta = meta.value();
   auto brokers = kafka::reach_brokers(kafka_->meta, options_.client);
   if (!brokers.is_ok()) return brokers.status();
   // Created first (an existing topic is left as it is): asking a broker about a missing topic
@@ -141,16 +139,15 @@ Status KafkaLog::start() {
 
   // The follower: every partition, from where the local copy stands.
   // (librdkafka wants a group even for assigned partitions; nothing is committed to it.)
-  auto consumer_conf = kafka::make_conf(options_.client, {{"group.id", "crm-events-follower"},
-                                                          {"isolation.level", "read_committed"},
-                                                          {"enable.partition.eof", "true"},
-                                                          {"enable.auto.commit", "false"},
-                                                          {"enable.auto.offset.store", "false"},
-                                                          {"auto.offset.reset", "error"}});
-  if (!consumer_conf.is_ok()) return consumer_conf.status();
-  kafka_->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, consumer_conf.value(), error, sizeof error);
-  if (kafka_->consumer == nullptr)
-    return Status::invalid_argument(std::string("Kafka consumer: ") + error);
+  auto consumer = kafka::new_client(RD_KAFKA_CONSUMER, options_.client,
+                                    {{"group.id", "crm-events-follower"},
+                                     {"isolation.level", "read_committed"},
+                                     {"enable.partition.eof", "true"},
+                                     {"enable.auto.commit", "false"},
+                                     {"enable.auto.offset.store", "false"},
+                                     {"auto.offset.reset", "error"}});
+  if (!consumer.is_ok()) return consumer.status();
+  kafka_->consumer = consumer.value();
   rd_kafka_poll_set_consumer(kafka_->consumer);
   rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(partitions);
   for (uint32_t p = 0; p < partitions; ++p) {
@@ -225,16 +222,13 @@ Status KafkaLog::take(uint32_t partition) {
       rd_kafka_destroy(owner.producer);
       owner.producer = nullptr;
     }
-    char error[512];
-    auto conf = kafka::make_conf(
-        options_.client,
+    auto producer = kafka::new_client(
+        RD_KAFKA_PRODUCER, options_.client,
         {{"transactional.id", options_.transactional_id_prefix + std::to_string(partition)},
          {"transaction.timeout.ms", std::to_string(options_.transaction_timeout.count())},
          {"acks", "all"}});
-    if (!conf.is_ok()) return conf.status();
-    owner.producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf.value(), error, sizeof error);
-    if (owner.producer == nullptr)
-      return Status::invalid_argument(std::string("Kafka producer: ") + error);
+    if (!producer.is_ok()) return producer.status();
+    owner.producer = producer.value();
     // Fences any earlier producer with this id (an earlier owner, or this instance before a
     // transaction it could not settle) and settles its transaction.
     if (rd_kafka_error_t* e = rd_kafka_init_transactions(

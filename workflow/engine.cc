@@ -6,6 +6,7 @@
 
 #include "aggregates/audit/digests.h"
 #include "events/codec.h"
+#include "workflow/ready_outcome.h"
 #include "workflow/router.h"
 
 namespace crm {
@@ -38,13 +39,7 @@ std::future<CommandOutcome> Engine::submit(events::CommandEnvelope command) {
 std::future<CommandOutcome> Engine::submit_local(events::CommandEnvelope command) {
   const uint32_t p = partition_for(command.partition_key(), log_.partition_count());
   // Refused before it is decided: a partition another instance owns is not this one's to write.
-  if (auto s = log_.writable(p); !s.is_ok()) {
-    std::promise<CommandOutcome> refused;
-    CommandOutcome outcome;
-    outcome.status = std::move(s);
-    refused.set_value(std::move(outcome));
-    return refused.get_future();
-  }
+  if (auto s = log_.writable(p); !s.is_ok()) return ready_outcome(std::move(s));
   return processors_[p]->submit(std::move(command));
 }
 

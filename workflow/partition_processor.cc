@@ -9,6 +9,7 @@
 #include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "events/codec.h"
+#include "workflow/ready_outcome.h"
 #include "workflow/router.h"
 
 namespace crm {
@@ -34,14 +35,6 @@ std::string command_type(const events::CommandEnvelope& command) {
   const auto* field = events::CommandEnvelope::descriptor()->FindFieldByNumber(
       static_cast<int>(command.body_case()));
   return field ? field->name() : "unknown";
-}
-
-std::future<CommandOutcome> ready(Status status) {
-  std::promise<CommandOutcome> promise;
-  CommandOutcome outcome;
-  outcome.status = std::move(status);
-  promise.set_value(std::move(outcome));
-  return promise.get_future();
 }
 
 std::shared_ptr<google::protobuf::Message> clone(const google::protobuf::Message& message) {
@@ -119,15 +112,15 @@ PartitionProcessor::~PartitionProcessor() { shutdown(); }
 std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope command) {
   std::unique_lock lock(mu_);
   if (failed_) {
-    return ready(Status::unavailable("partition " + std::to_string(partition_) +
-                                     " stopped after a failed write; restart the engine"));
+    return ready_outcome(Status::unavailable("partition " + std::to_string(partition_) +
+                                             " stopped after a failed write; restart the engine"));
   }
-  if (stopping_) return ready(Status::unavailable("the engine is shutting down"));
+  if (stopping_) return ready_outcome(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
     if (options_.metrics) options_.metrics->command_refused(command_type(command));
-    return ready(Status::resource_exhausted("partition " + std::to_string(partition_) + " has " +
-                                            std::to_string(queue_.size()) +
-                                            " commands in flight, its limit"));
+    return ready_outcome(Status::resource_exhausted("partition " + std::to_string(partition_) +
+                                                    " has " + std::to_string(queue_.size()) +
+                                                    " commands in flight, its limit"));
   }
   queue_.push_back(Pending{std::move(command), {}, std::chrono::steady_clock::now()});
   auto future = queue_.back().reply.get_future();

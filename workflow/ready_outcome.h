@@ -1,0 +1,20 @@
+// An outcome known at once, for a command refused before a partition processor decided it:
+// its future, already fulfilled.
+#pragma once
+
+#include <future>
+#include <utility>
+
+#include "workflow/partition_processor.h"
+
+namespace crm {
+
+inline std::future<CommandOutcome> ready_outcome(Status status) {
+  std::promise<CommandOutcome> promise;
+  CommandOutcome outcome;
+  outcome.status = std::move(status);
+  promise.set_value(std::move(outcome));
+  return promise.get_future();
+}
+
+}  // namespace crm
