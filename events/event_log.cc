@@ -2,6 +2,13 @@
 
 namespace crm {
 
+std::vector<Result<AppendResult>> EventLog::append_all(std::vector<AppendRequest> requests) {
+  std::vector<Result<AppendResult>> results;
+  results.reserve(requests.size());
+  for (auto& request : requests) results.push_back(append(std::move(request)));
+  return results;
+}
+
 Result<std::vector<events::EventEnvelope>> Subscription::next(size_t max_events,
                                                               std::chrono::milliseconds timeout) {
   if (!log_.wait_for_end_above(partition_, next_offset_,

@@ -89,6 +89,10 @@ class EventLog {
   // partition is not owned here now, or its transaction failed) — the caller may go on —,
   // kUnavailable if the log has failed and must be reopened.
   virtual Result<AppendResult> append(AppendRequest request) = 0;
+  // Appends to several partitions, each named at most once, as one durable write where the log
+  // can (the embedded log: one synced WriteBatch for all); each request gets the result
+  // append() would give it. This one appends them one by one.
+  virtual std::vector<Result<AppendResult>> append_all(std::vector<AppendRequest> requests);
 
   // Up to `max_events` events of `partition` from `from_offset` on, in offset order.
   virtual Result<std::vector<events::EventEnvelope>> read_partition(uint32_t partition,

@@ -105,21 +105,17 @@ Result<AppendResult> RocksDbLog::append(AppendRequest request) {
   return append_published(std::move(request), nullptr);
 }
 
-Result<AppendResult> RocksDbLog::append_published(AppendRequest request, const Publish& publish) {
-  if (request.partition >= partitions_.size())
-    return Status::invalid_argument("no partition " + std::to_string(request.partition));
-  Partition& partition = *partitions_[request.partition];
-  std::lock_guard append_lock(partition.append_mu);
-
-  std::unordered_map<std::string, StreamHead> heads;
-  uint64_t offset = partition.end_offset;
+Status RocksDbLog::seal(AppendRequest& request, Sealed& out) {
+  out.partition = partitions_[request.partition].get();
+  out.index = request.partition;
+  uint64_t offset = out.partition->end_offset;
   for (auto& stream : request.streams) {
     if (auto s = check_stream_id(stream.stream_id); !s.is_ok()) return s;
-    auto found = heads.find(stream.stream_id);
-    if (found == heads.end()) {
+    auto found = out.heads.find(stream.stream_id);
+    if (found == out.heads.end()) {
       auto head = stream_head(stream.stream_id);
       if (!head.is_ok()) return head.status();
-      found = heads.emplace(stream.stream_id, std::move(head.value())).first;
+      found = out.heads.emplace(stream.stream_id, std::move(head.value())).first;
     }
     StreamHead& head = found->second;
     if (stream.expected_version != kAnyVersion && stream.expected_version != head.version) {
@@ -137,18 +133,65 @@ Result<AppendResult> RocksDbLog::append_published(AppendRequest request, const P
       head.position = event.position();
     }
   }
-  std::vector<SideWrite> side_writes;
-  if (request.side_writes) side_writes = request.side_writes(request.streams);
-  if (publish) {
-    if (auto s = publish(request.partition, request.streams, side_writes); !s.is_ok()) return s;
-  }
-  std::vector<const events::EventEnvelope*> events;
+  if (request.side_writes) out.side_writes = request.side_writes(request.streams);
   for (const auto& stream : request.streams)
-    for (const auto& event : stream.events) events.push_back(&event);
-  auto s = store_sealed(partition, request.partition, events, heads, side_writes, offset,
-                        /*durable=*/true);
-  if (!s.is_ok()) return s;
+    for (const auto& event : stream.events) out.events.push_back(&event);
+  out.end = offset;
+  return Status::ok();
+}
+
+Result<AppendResult> RocksDbLog::append_published(AppendRequest request, const Publish& publish) {
+  if (request.partition >= partitions_.size())
+    return Status::invalid_argument("no partition " + std::to_string(request.partition));
+  std::lock_guard append_lock(partitions_[request.partition]->append_mu);
+  Sealed sealed;
+  if (auto s = seal(request, sealed); !s.is_ok()) return s;
+  if (publish) {
+    if (auto s = publish(request.partition, request.streams, sealed.side_writes); !s.is_ok())
+      return s;
+  }
+  if (auto s = store_sealed({&sealed}, /*durable=*/true); !s.is_ok()) return s;
   return AppendResult{std::move(request.streams)};
+}
+
+std::vector<Result<AppendResult>> RocksDbLog::append_all(std::vector<AppendRequest> requests) {
+  std::vector<Result<AppendResult>> results(requests.size(), Status::internal("not appended"));
+  // Append locks in partition order (two callers never wait on each other in a circle); a
+  // partition named twice would need two seals against one head: those go one by one.
+  std::vector<size_t> order(requests.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return requests[a].partition < requests[b].partition; });
+  for (size_t k = 0; k < order.size(); ++k) {
+    const uint32_t p = requests[order[k]].partition;
+    if (p >= partitions_.size() || (k > 0 && requests[order[k - 1]].partition == p))
+      return EventLog::append_all(std::move(requests));
+  }
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(order.size());
+  for (size_t i : order) locks.emplace_back(partitions_[requests[i].partition]->append_mu);
+
+  std::vector<Sealed> sealed(requests.size());
+  std::vector<Sealed*> parts;
+  std::vector<size_t> stored;  // requests whose events go into the write
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (auto s = seal(requests[i], sealed[i]); !s.is_ok()) {
+      results[i] = s;
+      continue;
+    }
+    parts.push_back(&sealed[i]);
+    stored.push_back(i);
+  }
+  if (parts.empty()) return results;
+  auto s = store_sealed(parts, /*durable=*/true);
+  for (size_t i : stored) {
+    if (s.is_ok()) {
+      results[i] = AppendResult{std::move(requests[i].streams)};
+    } else {
+      results[i] = s;
+    }
+  }
+  return results;
 }
 
 Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<Replicated>& events,
@@ -226,29 +269,12 @@ Status RocksDbLog::apply_replicated(uint32_t partition_index, const std::vector<
                        replicated.side_writes.end());
   }
   side_writes.insert(side_writes.end(), extra.begin(), extra.end());
-  return store_sealed(partition, partition_index, to_store, heads, side_writes, offset,
-                      /*durable=*/false);
+  Sealed sealed{&partition,       partition_index,        std::move(to_store),
+                std::move(heads), std::move(side_writes), offset};
+  return store_sealed({&sealed}, /*durable=*/false);
 }
 
-Status RocksDbLog::store_sealed(Partition& partition, uint32_t partition_index,
-                                const std::vector<const events::EventEnvelope*>& events,
-                                const std::unordered_map<std::string, StreamHead>& heads,
-                                const std::vector<SideWrite>& side_writes, uint64_t end,
-                                bool durable) {
-  std::vector<Record> log_records, stream_records;
-  for (const auto* event : events) {
-    Record record{log_key(partition_index, event->position().offset()), {}};
-    event->SerializeToString(&record.value);
-    log_records.push_back(std::move(record));
-    std::string position;
-    put_u32_be(position, partition_index);
-    put_u64_be(position, event->position().offset());
-    stream_records.push_back({index_key(event->stream_id(), event->stream_version()), position});
-  }
-  for (const auto& [stream_id, head] : heads) {
-    stream_records.push_back({head_key(stream_id), encode_head(head)});
-  }
-
+Status RocksDbLog::store_sealed(const std::vector<Sealed*>& parts, bool durable) {
   auto* log_family = store_.family(Store::Family::kLog);
   auto* stream_family = store_.family(Store::Family::kStreams);
   auto family_of = [&](SideWrite::Table table) {
@@ -262,12 +288,30 @@ Status RocksDbLog::store_sealed(Partition& partition, uint32_t partition_index,
     }
     return store_.family(Store::Family::kCheckpoints);
   };
+  // Encoded before the group commit's lock is taken: under it, only the puts.
+  struct Put {
+    rocksdb::ColumnFamilyHandle* family;
+    std::string key, value;
+  };
+  std::vector<Put> puts;
+  for (const Sealed* part : parts) {
+    for (const auto* event : part->events) {
+      Put log{log_family, log_key(part->index, event->position().offset()), {}};
+      event->SerializeToString(&log.value);
+      puts.push_back(std::move(log));
+      Put index{stream_family, index_key(event->stream_id(), event->stream_version()), {}};
+      put_u32_be(index.value, part->index);
+      put_u64_be(index.value, event->position().offset());
+      puts.push_back(std::move(index));
+    }
+    for (const auto& [stream_id, head] : part->heads)
+      puts.push_back({stream_family, head_key(stream_id), encode_head(head)});
+  }
   auto fill = [&](rocksdb::WriteBatch& batch) {
-    for (const auto& r : log_records) batch.Put(log_family, r.key, r.value).PermitUncheckedError();
-    for (const auto& r : stream_records)
-      batch.Put(stream_family, r.key, r.value).PermitUncheckedError();
-    for (const auto& w : side_writes)
-      batch.Put(family_of(w.table), w.key, w.value).PermitUncheckedError();
+    for (const auto& put : puts) batch.Put(put.family, put.key, put.value).PermitUncheckedError();
+    for (const Sealed* part : parts)
+      for (const auto& w : part->side_writes)
+        batch.Put(family_of(w.table), w.key, w.value).PermitUncheckedError();
   };
   Status s;
   if (durable) {
@@ -280,7 +324,7 @@ Status RocksDbLog::store_sealed(Partition& partition, uint32_t partition_index,
   if (!s.is_ok()) return s;
   {
     std::lock_guard wait_lock(wait_mu_);
-    partition.end_offset = end;
+    for (Sealed* part : parts) part->partition->end_offset = part->end;
   }
   wait_cv_.notify_all();
   return Status::ok();

@@ -30,6 +30,8 @@ class RocksDbLog final : public EventLog {
 
   uint32_t partition_count() const override { return static_cast<uint32_t>(partitions_.size()); }
   Result<AppendResult> append(AppendRequest request) override;
+  // One synced WriteBatch for every partition's events: one fsync, whatever their number.
+  std::vector<Result<AppendResult>> append_all(std::vector<AppendRequest> requests) override;
 
   // append(), with `publish` called once the request is sealed and its side writes known, and
   // before anything is stored: a log that replicates elsewhere first (Kafka) writes there; when
@@ -83,15 +85,23 @@ class RocksDbLog final : public EventLog {
   };
 
   explicit RocksDbLog(Store& store) : store_(store) {}
-  struct Record {
-    std::string key, value;
+  // One partition's part of a write: its events (sealed), the stream heads they leave, the
+  // side writes stored with them, and the partition's end offset after them.
+  struct Sealed {
+    Partition* partition = nullptr;
+    uint32_t index = 0;
+    std::vector<const events::EventEnvelope*> events;
+    std::unordered_map<std::string, StreamHead> heads;
+    std::vector<SideWrite> side_writes;
+    uint64_t end = 0;
   };
-  // Stores sealed events (log, stream index, `heads`) and side writes in one atomic step, then
-  // moves the partition's end to `end`. Called with the partition's append_mu held.
-  Status store_sealed(Partition& partition, uint32_t partition_index,
-                      const std::vector<const events::EventEnvelope*>& events,
-                      const std::unordered_map<std::string, StreamHead>& heads,
-                      const std::vector<SideWrite>& side_writes, uint64_t end, bool durable);
+  // Gives the request's events their versions, positions and hashes after what is stored
+  // (kConflict on an expected version not met) and asks it for its side writes. The caller
+  // holds the partition's append lock.
+  Status seal(AppendRequest& request, Sealed& out);
+  // Stores the parts (events, stream index and heads, side writes) in ONE atomic WriteBatch,
+  // synced when durable, then moves their partitions' ends. The caller holds their append locks.
+  Status store_sealed(const std::vector<Sealed*>& parts, bool durable);
 
   Store& store_;
   std::vector<std::unique_ptr<Partition>> partitions_;

@@ -113,6 +113,9 @@ int config_command(int argc, char** argv) {
   set("bodyLimit", std::to_string(config.http.body_bytes_max));
   set("inflightMax", std::to_string(config.processor.queue_max));
   set("cacheEntries", std::to_string(config.processor.cache_entries_max));
+  set("processorThreads", config.processor.threads == 0
+                              ? "auto (embedded log: 1; Kafka log: one per partition)"
+                              : std::to_string(config.processor.threads));
   set("blockCacheMb", std::to_string(config.block_cache_bytes >> 20));
   set("memtableMb", std::to_string(config.memtable_bytes_max >> 20));
   set("digestInterval", config.digest_interval.count() == 0

@@ -105,6 +105,9 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
     // An append is one Kafka transaction whose last record carries the side writes of all its
     // commands: fewer commands a step keep that record well below Kafka's message size limit.
     processor.batch_max = std::min<size_t>(processor.batch_max, 64);
+    // Each partition's append is a transaction of its own producer, committed one after the
+    // other by a worker: a thread per partition keeps them side by side.
+    if (processor.threads == 0) processor.threads = app->log_->partition_count();
     log_line("info", "event log on Kafka",
              {{"brokers", kafka.client.brokers}, {"topic", kafka.topic}});
   } else {
@@ -112,6 +115,8 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
     if (!log.is_ok()) return log.status();
     app->log_ = std::move(log.value());
   }
+  // The embedded log writes a worker's partitions with one fsync: one worker suits a few cores.
+  if (processor.threads == 0) processor.threads = 1;
   app->engine_ = std::make_unique<Engine>(*app->log_, *app->store_, clock, ids, processor);
   if (app->kafka_log_) {
     // Reference data and principals another instance changed reach this one through

@@ -30,6 +30,9 @@ const char kUsage[] =
     "           --tls-cert FILE --tls-key FILE (PEM: serve HTTPS instead of HTTP)\n"
     "           --log-requests none|errors|all (errors: one JSON line per 4xx/5xx reply)\n"
     "           --cache-entries N (100000: aggregates kept in memory, in all)\n"
+    "           --processor-threads N (threads deciding commands, the partitions shared out\n"
+    "             among them, each writing its partitions' batches with one sync; embedded\n"
+    "             log: 1, Kafka log: one per partition)\n"
     "           --block-cache-mb N (256)  --memtable-mb N (256, charged to the block cache)\n"
     "           --kafka-brokers HOST:PORT,... (commands from Kafka: --kafka-inbound-topic\n"
     "             crm.inbound, --kafka-rejected-topic crm.rejected, --kafka-group crm-inbound,\n"
@@ -76,6 +79,7 @@ const std::vector<std::string> kServeFlags = {"config",
                                               "tls-key",
                                               "log-requests",
                                               "cache-entries",
+                                              "processor-threads",
                                               "block-cache-mb",
                                               "memtable-mb",
                                               "kafka-brokers",
@@ -112,6 +116,7 @@ const std::map<std::string, std::string>& environment_names() {
       {"tls-key", "CRM_TLS_KEY"},
       {"log-requests", "CRM_LOG_REQUESTS"},
       {"cache-entries", "CRM_CACHE_ENTRIES"},
+      {"processor-threads", "CRM_PROCESSOR_THREADS"},
       {"block-cache-mb", "CRM_BLOCK_CACHE_MB"},
       {"memtable-mb", "CRM_MEMTABLE_MB"},
       {"kafka-brokers", "CRM_KAFKA_BROKERS"},
@@ -304,6 +309,10 @@ std::string read_config(const Flags& flags, AppConfig& config) {
     if (!parse_number(*v, 1, 100000000, &number))
       return from("cache-entries") + " must be 1..100000000";
     config.processor.cache_entries_max = number;
+  }
+  if (auto* v = get("processor-threads")) {
+    if (!parse_number(*v, 1, 4096, &number)) return from("processor-threads") + " must be 1..4096";
+    config.processor.threads = static_cast<uint32_t>(number);
   }
   if (auto* v = get("block-cache-mb")) {
     if (!parse_number(*v, 8, 1u << 20, &number))

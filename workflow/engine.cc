@@ -22,10 +22,14 @@ Engine::Engine(EventLog& log, Store& store, const Clock& clock, IdSource& ids,
   // The cache bound is the engine's: shared out among the partitions.
   ProcessorOptions each = options;
   each.cache_entries_max = std::max<size_t>(1, options.cache_entries_max / log.partition_count());
+  // The partitions are shared out among the worker threads, each writing its share at once.
+  const uint32_t threads = std::clamp<uint32_t>(options.threads, 1, log.partition_count());
+  for (uint32_t t = 0; t < threads; ++t) workers_.push_back(std::make_unique<ProcessorWorker>(log));
   for (uint32_t p = 0; p < log.partition_count(); ++p) {
-    processors_.push_back(std::make_unique<PartitionProcessor>(p, log, store, handlers_, reference_,
-                                                               clock, ids, each));
+    processors_.push_back(std::make_unique<PartitionProcessor>(
+        p, log, store, handlers_, reference_, clock, ids, each, workers_[p % threads].get()));
   }
+  for (auto& worker : workers_) worker->start();
 }
 
 Engine::~Engine() { shutdown(); }
@@ -265,6 +269,7 @@ void Engine::shutdown() {
   timers_cv_.notify_all();
   if (timers_.joinable()) timers_.join();
   for (auto& processor : processors_) processor->shutdown();
+  for (auto& worker : workers_) worker->shutdown();  // after the queued commands are done
 }
 
 size_t Engine::in_flight() {

@@ -74,6 +74,7 @@ class Engine {
   IdSource& ids_;
   HandlerRegistry handlers_;
   ReferenceData reference_;
+  std::vector<std::unique_ptr<ProcessorWorker>> workers_;  // outlive the processors they run
   std::vector<std::unique_ptr<PartitionProcessor>> processors_;
   Forwarder forwarder_;
   std::mutex timers_mu_;

@@ -94,7 +94,8 @@ Result<LoadedAggregate*> PartitionProcessor::load_working(
 
 PartitionProcessor::PartitionProcessor(uint32_t partition, EventLog& log, Store& store,
                                        const HandlerRegistry& handlers, ReferenceData& reference,
-                                       const Clock& clock, IdSource& ids, ProcessorOptions options)
+                                       const Clock& clock, IdSource& ids, ProcessorOptions options,
+                                       ProcessorWorker* worker)
     : partition_(partition),
       log_(log),
       store_(store),
@@ -104,18 +105,25 @@ PartitionProcessor::PartitionProcessor(uint32_t partition, EventLog& log, Store&
       ids_(ids),
       options_(options),
       cache_(options.cache_entries_max) {
-  thread_ = std::thread([this] { run(); });
+  if (worker == nullptr) {
+    own_worker_ = std::make_unique<ProcessorWorker>(log);
+    worker = own_worker_.get();
+  }
+  worker_ = worker;
+  worker_->add(this);
+  if (own_worker_) own_worker_->start();
 }
 
 PartitionProcessor::~PartitionProcessor() { shutdown(); }
 
 std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope command) {
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(worker_->mu_);
   if (failed_) {
     return ready_outcome(Status::unavailable("partition " + std::to_string(partition_) +
                                              " stopped after a failed write; restart the engine"));
   }
-  if (stopping_) return ready_outcome(Status::unavailable("the engine is shutting down"));
+  if (stopping_ || worker_->stopping_)
+    return ready_outcome(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
     if (options_.metrics) options_.metrics->command_refused(command_type(command));
     return ready_outcome(Status::resource_exhausted("partition " + std::to_string(partition_) +
@@ -123,13 +131,57 @@ std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope c
                                                     " commands in flight, its limit"));
   }
   queue_.push_back(Pending{std::move(command), {}, std::chrono::steady_clock::now()});
+  ++worker_->queued_;
   auto future = queue_.back().reply.get_future();
   lock.unlock();
-  cv_.notify_one();
+  worker_->cv_.notify_one();
   return future;
 }
 
 void PartitionProcessor::shutdown() {
+  {
+    std::lock_guard lock(worker_->mu_);
+    stopping_ = true;
+  }
+  if (own_worker_) own_worker_->shutdown();
+}
+
+size_t PartitionProcessor::queue_depth() {
+  std::lock_guard lock(worker_->mu_);
+  return queue_.size();
+}
+
+// One batch of commands between its decision and its reply: what the batch decided, the
+// working state its commands saw, and the request the worker appends for it.
+struct PartitionProcessor::Step {
+  struct Reply {
+    CommandOutcome outcome;
+    int stream_index = -1;        // into request.streams when the command appended events
+    std::string idempotency_key;  // set when this command's outcome must be remembered
+    int same_as = -1;             // a repeat of a key used earlier in this batch
+  };
+  struct Owner {
+    const AggregateHandler* handler;
+    std::string partition_key;
+  };
+  std::vector<Pending> batch;
+  std::vector<Reply> replies;
+  std::unordered_map<std::string, LoadedAggregate> working;
+  std::unordered_map<std::string, Owner> touched;  // streams changed by the batch
+  AppendRequest request;
+  bool must_write = false;  // events or idempotency keys to store: `request` is to be appended
+  int64_t now_us = 0;
+};
+
+ProcessorWorker::~ProcessorWorker() { shutdown(); }
+
+void ProcessorWorker::add(PartitionProcessor* processor) { processors_.push_back(processor); }
+
+void ProcessorWorker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void ProcessorWorker::shutdown() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -138,47 +190,63 @@ void PartitionProcessor::shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
-size_t PartitionProcessor::queue_depth() {
-  std::lock_guard lock(mu_);
-  return queue_.size();
-}
-
-void PartitionProcessor::run() {
-  std::vector<Pending> batch;
+void ProcessorWorker::run() {
+  struct Taken {
+    PartitionProcessor* processor;
+    std::vector<PartitionProcessor::Pending> batch;
+  };
+  std::vector<Taken> taken;
   for (;;) {
+    taken.clear();
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping, and everything queued is done
-      if (forget_cache_.exchange(false)) cache_.clear();
-      while (!queue_.empty() && batch.size() < options_.batch_max) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      cv_.wait(lock, [&] { return stopping_ || queued_ > 0; });
+      if (queued_ == 0) return;  // stopping, and everything queued is done
+      for (auto* processor : processors_) {
+        auto& queue = processor->queue_;
+        if (queue.empty()) continue;
+        Taken next{processor, {}};
+        while (!queue.empty() && next.batch.size() < processor->options_.batch_max) {
+          next.batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+          --queued_;
+        }
+        taken.push_back(std::move(next));
       }
     }
-    process(batch);
-    batch.clear();
+    // Decide every partition's batch, append what they decided in one write, then reply.
+    std::vector<std::unique_ptr<PartitionProcessor::Step>> steps;
+    std::vector<AppendRequest> requests;
+    for (auto& [processor, batch] : taken) {
+      if (processor->forget_cache_.exchange(false)) processor->cache_.clear();
+      steps.push_back(processor->prepare(std::move(batch)));
+      if (steps.back()->must_write) requests.push_back(std::move(steps.back()->request));
+    }
+    std::vector<Result<AppendResult>> appended;
+    if (!requests.empty()) appended = log_.append_all(std::move(requests));
+    size_t next_result = 0;
+    for (size_t i = 0; i < taken.size(); ++i) {
+      auto* result = steps[i]->must_write ? &appended[next_result++] : nullptr;
+      taken[i].processor->finish(*steps[i], result);
+    }
   }
 }
 
-void PartitionProcessor::process(std::vector<Pending>& batch) {
-  struct Reply {
-    CommandOutcome outcome;
-    int stream_index = -1;        // into request.streams when the command appended events
-    std::string idempotency_key;  // set when this command's outcome must be remembered
-    int same_as = -1;             // a repeat of a key used earlier in this batch
-  };
-  std::vector<Reply> replies(batch.size());
-  std::unordered_map<std::string, LoadedAggregate> working;
-  struct Owner {
-    const AggregateHandler* handler;
-    std::string partition_key;
-  };
-  std::unordered_map<std::string, Owner> touched;  // streams changed by the batch
+std::unique_ptr<PartitionProcessor::Step> PartitionProcessor::prepare(
+    std::vector<Pending> pending) {
+  auto step = std::make_unique<Step>();
+  Step& st = *step;
+  st.batch = std::move(pending);
+  auto& batch = st.batch;
+  st.replies.resize(batch.size());
+  auto& replies = st.replies;
+  auto& working = st.working;
+  auto& touched = st.touched;
+  auto& request = st.request;
   std::unordered_map<std::string, size_t> keys_in_batch;
-  AppendRequest request;
   request.partition = partition_;
-  const int64_t now_us = clock_.now_us();
+  st.now_us = clock_.now_us();
+  const int64_t now_us = st.now_us;
 
   // Reads for decisions: the catalog, and streams of this partition as this batch left them.
   class BatchContext final : public DecideContext {
@@ -268,7 +336,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     }
     aggregate.state = std::move(next);
     if (!touched.count(command.stream_id())) newly_touched.push_back(command.stream_id());
-    touched.insert_or_assign(command.stream_id(), Owner{&handler, command.partition_key()});
+    touched.insert_or_assign(command.stream_id(), Step::Owner{&handler, command.partition_key()});
     result.stream_index = static_cast<int>(request.streams.size());
     request.streams.push_back(std::move(append));
 
@@ -293,7 +361,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
 
   for (size_t i = 0; i < batch.size(); ++i) {
     const events::CommandEnvelope& command = batch[i].command;
-    Reply& reply = replies[i];
+    Step::Reply& reply = replies[i];
     CommandOutcome& out = reply.outcome;
     out.stream_id = command.stream_id();
 
@@ -386,11 +454,14 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     out.state = aggregate.state;
   }
 
-  const bool must_write = !request.streams.empty() ||
-                          std::any_of(replies.begin(), replies.end(),
-                                      [](const Reply& r) { return !r.idempotency_key.empty(); });
-  if (must_write) {
-    request.side_writes = [&](const std::vector<StreamAppend>& sealed) {
+  st.must_write = !request.streams.empty() ||
+                  std::any_of(replies.begin(), replies.end(),
+                              [](const Step::Reply& r) { return !r.idempotency_key.empty(); });
+  if (st.must_write) {
+    request.side_writes = [this, &st](const std::vector<StreamAppend>& sealed) {
+      auto& replies = st.replies;
+      auto& working = st.working;
+      const auto& batch = st.batch;
       for (auto& reply : replies) {
         if (reply.stream_index < 0) continue;
         reply.outcome.position = sealed[reply.stream_index].events.back().position();
@@ -403,7 +474,7 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       std::vector<SideWrite> writes;
       std::map<std::string, uint64_t> appended;  // events of each stream in this step
       for (const auto& stream : sealed) appended[stream.stream_id] += stream.events.size();
-      for (const auto& [stream_id, owner] : touched) {
+      for (const auto& [stream_id, owner] : st.touched) {
         const auto& aggregate = working.at(stream_id);
         events::AggregateRecord record;
         record.set_stream_id(stream_id);
@@ -438,15 +509,23 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
         record.set_version(reply.outcome.version);
         *record.mutable_position() = reply.outcome.position;
         record.mutable_state()->PackFrom(*reply.outcome.state);
-        *record.mutable_recorded_at() = timestamp_from_us(now_us);
+        *record.mutable_recorded_at() = timestamp_from_us(st.now_us);
         writes.push_back(
             {SideWrite::Table::kIdempotency, reply.idempotency_key, record.SerializeAsString()});
       }
       return writes;
     };
-    auto appended = log_.append(std::move(request));
-    if (!appended.is_ok() && (appended.status().code() == StatusCode::kAborted ||
-                              appended.status().code() == StatusCode::kConflict)) {
+  }
+  return step;
+}
+
+void PartitionProcessor::finish(Step& st, Result<AppendResult>* appended) {
+  auto& batch = st.batch;
+  auto& replies = st.replies;
+  auto& working = st.working;
+  if (st.must_write) {
+    if (!appended->is_ok() && (appended->status().code() == StatusCode::kAborted ||
+                               appended->status().code() == StatusCode::kConflict)) {
       // Nothing was stored: a log on Kafka lost the partition or its transaction failed, or
       // (a conflict) another instance wrote the partition since this cache was filled. The
       // batch is refused, the cache dropped (read again from the log's copy), the partition
@@ -454,16 +533,16 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
       cache_.clear();
       for (size_t i = 0; i < batch.size(); ++i) {
         CommandOutcome outcome;
-        outcome.status = Status::aborted(appended.status().message());
+        outcome.status = Status::aborted(appended->status().message());
         record(batch[i].command, outcome, batch[i].queued);
         batch[i].reply.set_value(std::move(outcome));
       }
       return;
     }
-    if (!appended.is_ok()) {
+    if (!appended->is_ok()) {
       failed_ = true;  // log and state may disagree with the cache: stop, recover by restart
       Status stopped = Status::unavailable("partition " + std::to_string(partition_) +
-                                           " stopped: " + appended.status().message());
+                                           " stopped: " + appended->status().message());
       for (size_t i = 0; i < batch.size(); ++i) {
         CommandOutcome outcome;
         outcome.status = stopped;
@@ -474,23 +553,23 @@ void PartitionProcessor::process(std::vector<Pending>& batch) {
     }
     for (auto& reply : replies) {
       if (reply.stream_index >= 0)
-        reply.outcome.events = std::move(appended->sealed[reply.stream_index].events);
+        reply.outcome.events = std::move((*appended)->sealed[reply.stream_index].events);
     }
   }
 
-  if (touched.count(catalog::kStreamId)) {
+  if (st.touched.count(catalog::kStreamId)) {
     reference_.publish(std::static_pointer_cast<const catalog::Catalog>(
         std::shared_ptr<const google::protobuf::Message>(working.at(catalog::kStreamId).state)));
   }
-  if (touched.count(approval::kStreamId)) {
+  if (st.touched.count(approval::kStreamId)) {
     reference_.publish(std::static_pointer_cast<const approval::ApprovalPolicies>(
         std::shared_ptr<const google::protobuf::Message>(working.at(approval::kStreamId).state)));
   }
   for (auto& [stream_id, aggregate] : working) cache_.put(stream_id, std::move(aggregate));
   for (size_t i = 0; i < batch.size(); ++i) {
-    Reply& reply = replies[i];
+    Step::Reply& reply = replies[i];
     if (reply.same_as >= 0) {
-      const Reply& first = replies[reply.same_as];
+      const Step::Reply& first = replies[reply.same_as];
       if (first.outcome.status.is_ok() && !first.outcome.rejection &&
           batch[reply.same_as].command.request_hash() == batch[i].command.request_hash()) {
         reply.outcome = first.outcome;

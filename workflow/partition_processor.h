@@ -44,8 +44,12 @@ struct CommandOutcome {
 };
 
 struct ProcessorOptions {
-  size_t queue_max = 4096;            // queued commands beyond this are refused (429)
-  size_t batch_max = 512;             // commands per atomic step
+  size_t queue_max = 4096;  // queued commands beyond this are refused (429)
+  size_t batch_max = 512;   // commands per partition and atomic step
+  // The Engine's threads deciding commands, the partitions shared out among them (at most one
+  // per partition). 0: chosen for the log (App: 1 on the embedded log, one per partition on
+  // Kafka; the Engine alone takes it as 1).
+  uint32_t threads = 0;
   size_t cache_entries_max = 100000;  // aggregates kept in memory (the Engine's: all partitions)
   int64_t idempotency_retention_us = StoreOptions::kIdempotencyRetentionUs;
   FollowUpRules follow_ups;        // the parameters of the rules that open follow-up tasks
@@ -77,18 +81,23 @@ std::string snapshot_key(const std::string& stream_id, uint64_t version);
 Result<LoadedAggregate> load_aggregate(Store& store, const AggregateHandler& handler,
                                        const std::string& stream_id);
 
+class ProcessorWorker;
+
 class PartitionProcessor {
  public:
+  // Runs on `worker` beside other partitions' processors (the worker is started once they are
+  // all made), or on a worker of its own when none is given.
   PartitionProcessor(uint32_t partition, EventLog& log, Store& store,
                      const HandlerRegistry& handlers, ReferenceData& reference, const Clock& clock,
-                     IdSource& ids, ProcessorOptions options);
+                     IdSource& ids, ProcessorOptions options, ProcessorWorker* worker = nullptr);
   ~PartitionProcessor();
 
   // Queues a command; the future is fulfilled once its outcome is durable. Refuses at once
   // (kUnavailable) when the queue is full, the partition stopped, or shutdown began.
   std::future<CommandOutcome> submit(events::CommandEnvelope command);
 
-  // Finishes every queued command, then stops the thread.
+  // Refuses new commands; on a worker of its own, also finishes every queued one and stops it.
+  // (A shared worker finishes them when it is shut down.)
   void shutdown();
 
   size_t queue_depth();
@@ -103,10 +112,14 @@ class PartitionProcessor {
     std::promise<CommandOutcome> reply;
     std::chrono::steady_clock::time_point queued;
   };
+  friend class ProcessorWorker;
+  struct Step;
   void record(const events::CommandEnvelope& command, const CommandOutcome& outcome,
               std::chrono::steady_clock::time_point queued);
-  void run();
-  void process(std::vector<Pending>& batch);
+  // Decides a batch against the cache and the store; the step says what to append, if anything.
+  std::unique_ptr<Step> prepare(std::vector<Pending> batch);
+  // Replies to the step's commands once its append's outcome is known (null: nothing appended).
+  void finish(Step& step, Result<AppendResult>* appended);
   // The stream's aggregate as this batch sees it: from the batch, the cache or the store.
   Result<LoadedAggregate*> load_working(std::unordered_map<std::string, LoadedAggregate>& working,
                                         const AggregateHandler& handler,
@@ -121,13 +134,42 @@ class PartitionProcessor {
   IdSource& ids_;
   const ProcessorOptions options_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;
+  std::unique_ptr<ProcessorWorker> own_worker_;  // when none was given
+  ProcessorWorker* worker_;
+  std::deque<Pending> queue_;  // guarded by the worker's mutex, like stopping_
   bool stopping_ = false;
   std::atomic<bool> failed_{false};
   std::atomic<bool> forget_cache_{false};
-  LruCache<LoadedAggregate> cache_;
+  LruCache<LoadedAggregate> cache_;  // the worker's thread alone uses it
+};
+
+// The thread that runs the batches of one or more partitions' processors. Each round it takes
+// what every one of them has queued, decides each partition's batch, and appends them all with
+// ONE EventLog::append_all — one synced write, however many partitions had commands — then
+// replies. Fewer threads than partitions means bigger writes and fewer hand-offs.
+class ProcessorWorker {
+ public:
+  explicit ProcessorWorker(EventLog& log) : log_(log) {}
+  ~ProcessorWorker();
+  ProcessorWorker(const ProcessorWorker&) = delete;
+  ProcessorWorker& operator=(const ProcessorWorker&) = delete;
+
+  // Starts the thread, once every processor that runs on this worker is made.
+  void start();
+  // Finishes every queued command, then stops the thread.
+  void shutdown();
+
+ private:
+  friend class PartitionProcessor;
+  void add(PartitionProcessor* processor);
+  void run();
+
+  EventLog& log_;
+  std::vector<PartitionProcessor*> processors_;
+  std::mutex mu_;  // guards every processor's queue
+  std::condition_variable cv_;
+  size_t queued_ = 0;  // commands queued over all the processors
+  bool stopping_ = false;
   std::thread thread_;
 };
 

@@ -349,6 +349,59 @@ TEST_P(LogContract, SideWritesAreStoredWithTheirEventsAcrossReopen) {
   EXPECT_EQ(log().stream_head("with-state")->version, 3u);
 }
 
+TEST_P(LogContract, AppendAllGivesEachPartitionsRequestItsOwnResult) {
+  ASSERT_TRUE(log().append(request(3, "taken", kNoStream, {"t"})).is_ok());
+  std::vector<AppendRequest> requests;
+  requests.push_back(request(2, "two", kNoStream, {"2a", "2b"}));
+  requests.push_back(request(3, "taken", kNoStream, {"again"}));  // a conflict: nothing stored
+  requests.push_back(request(0, "zero", kNoStream, {"0a"}));
+  int side_writes_asked = 0;
+  requests[2].side_writes = [&](const std::vector<StreamAppend>& sealed) {
+    ++side_writes_asked;
+    EXPECT_EQ(sealed[0].events[0].position().partition(), 0u);  // called once sealed
+    return std::vector<SideWrite>{{SideWrite::Table::kState, "zero", "v1"}};
+  };
+
+  auto results = log().append_all(std::move(requests));
+
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].is_ok()) << results[0].status().to_string();
+  EXPECT_EQ(results[0]->sealed[0].events[1].stream_version(), 2u);
+  EXPECT_EQ(results[0]->sealed[0].events[1].position().partition(), 2u);
+  EXPECT_EQ(results[1].status().code(), StatusCode::kConflict);
+  ASSERT_TRUE(results[2].is_ok()) << results[2].status().to_string();
+  EXPECT_EQ(side_writes_asked, 1);
+  EXPECT_EQ(log().end_offset(2), 2u);
+  EXPECT_EQ(log().end_offset(3), 1u);
+  EXPECT_EQ(log().end_offset(0), 1u);
+  harness_->reopen();
+  EXPECT_EQ(log().stream_head("two")->version, 2u);
+  EXPECT_EQ(log().stream_head("taken")->version, 1u);
+  EXPECT_EQ(log().stream_head("zero")->version, 1u);
+  std::string value;
+  ASSERT_TRUE(store().get(Store::Family::kState, "zero", &value).is_ok());
+  EXPECT_EQ(value, "v1");
+  auto stored = log().read_partition(3, 0, 10);
+  ASSERT_TRUE(stored.is_ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ(name_of((*stored)[0]), "t");
+}
+
+TEST_P(LogContract, AppendAllTakesOnePartitionTwiceInOrder) {
+  std::vector<AppendRequest> requests;
+  requests.push_back(request(1, "s", kNoStream, {"first"}));
+  requests.push_back(request(1, "s", 1, {"second"}));
+  auto results = log().append_all(std::move(requests));
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_TRUE(results[0].is_ok());
+  ASSERT_TRUE(results[1].is_ok()) << results[1].status().to_string();
+  auto events = log().read_stream("s", 1, 10);
+  ASSERT_TRUE(events.is_ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ(name_of((*events)[1]), "second");
+  EXPECT_EQ((*events)[1].previous_hash(), (*events)[0].hash());
+}
+
 TEST_P(LogContract, RefusesBadRequests) {
   EXPECT_EQ(log().append(request(99, "s", kAnyVersion, {"x"})).status().code(),
             StatusCode::kInvalidArgument);

@@ -97,6 +97,23 @@ TEST(RocksDbLog, ConcurrentAppendsShareSyncedBatches) {
             << " synced batches\n";
 }
 
+TEST(RocksDbLog, AppendAllWritesEveryPartitionWithOneSync) {
+  testing::TempDir dir;
+  auto opened = open_log(dir.path(), 8);
+  ASSERT_TRUE(opened.is_ok());
+  const auto before = opened->store->group_commit_stats();
+  std::vector<AppendRequest> requests;
+  for (uint32_t p = 0; p < 8; ++p) requests.push_back(one_event(p, "s" + std::to_string(p)));
+
+  auto results = opened->log->append_all(std::move(requests));
+
+  for (const auto& result : results) ASSERT_TRUE(result.is_ok()) << result.status().to_string();
+  const auto after = opened->store->group_commit_stats();
+  EXPECT_EQ(after.batches - before.batches, 1u);
+  EXPECT_EQ(after.requests - before.requests, 1u);
+  for (uint32_t p = 0; p < 8; ++p) EXPECT_EQ(opened->log->end_offset(p), 1u);
+}
+
 TEST(RocksDbStore, CompactionDeletesIdempotencyRecordsPastTheirRetentionOnly) {
   testing::TempDir dir;
   ManualClock clock(1'700'000'000'000'000);

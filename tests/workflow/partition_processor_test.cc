@@ -158,6 +158,39 @@ TEST_F(EngineFixture, ConcurrentCommandsOnOneCustomerGetContiguousVersions) {
   EXPECT_EQ(engine_->read("customer", "cus_c")->version, 1u + kThreads * kEach);
 }
 
+TEST_F(EngineFixture, EveryPartitionIsServedWhateverTheNumberOfThreads) {
+  for (uint32_t threads : {1u, 2u, 4u, 9u}) {
+    ProcessorOptions options;
+    options.threads = threads;
+    reopen(options);
+    constexpr int kWriters = 4, kEach = 30;
+    std::vector<std::thread> writers;
+    for (int w = 0; w < kWriters; ++w) {
+      writers.emplace_back([&, w] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string id =
+              "cus_t" + std::to_string(threads) + "_" + std::to_string(w) + "_" + std::to_string(i);
+          auto o = engine_->submit(register_command(id, "n")).get();
+          ASSERT_TRUE(o.status.is_ok()) << o.status.to_string();
+          ASSERT_FALSE(o.rejection);
+          ASSERT_EQ(o.events.size(), 1u);
+          EXPECT_EQ(o.events[0].position().partition(), partition_for(id, 4));
+        }
+      });
+    }
+    for (auto& w : writers) w.join();
+    for (int w = 0; w < kWriters; ++w)
+      for (int i = 0; i < kEach; ++i)
+        EXPECT_EQ(log_->stream_head("cus_t" + std::to_string(threads) + "_" + std::to_string(w) +
+                                    "_" + std::to_string(i))
+                      ->version,
+                  1u);
+  }
+  uint64_t events = 0;
+  for (uint32_t p = 0; p < 4; ++p) events += log_->end_offset(p);
+  EXPECT_EQ(events, 4u * 4 * 30);
+}
+
 TEST_F(EngineFixture, StateFoldedFromTheLogEqualsTheStoredState) {
   ASSERT_TRUE(run(register_command("cus_law", "Law")).status.is_ok());
   auto u = command("cus_law");
