@@ -10,7 +10,11 @@
 namespace crm {
 namespace {
 
-constexpr size_t kStepEventsMax = 1000;
+constexpr size_t kStepEventsMax = 1000;  // per partition and step
+
+// Every model's checkpoints, one key: each step writes it once, whatever the models and
+// partitions. (Not a model name: those keys end in '\0' and a partition.)
+constexpr char kCheckpointsKey[] = "read-models";
 
 std::string checkpoint_key(const std::string& model, uint32_t partition) {
   std::string key = model;
@@ -88,21 +92,49 @@ Projector::Projector(EventLog& log, Store& store, std::vector<std::unique_ptr<Re
 Projector::~Projector() { stop(); }
 
 Status Projector::open() {
-  checkpoints_.assign(models_.size(), std::vector<uint64_t>(log_.partition_count(), 0));
-  for (size_t m = 0; m < models_.size(); ++m) {
-    for (uint32_t p = 0; p < log_.partition_count(); ++p) {
-      std::string value;
-      auto s =
-          store_.get(Store::Family::kCheckpoints, checkpoint_key(models_[m]->name(), p), &value);
-      if (s.is_ok()) {
-        if (value.size() != 8) return Status::corruption("bad checkpoint of " + models_[m]->name());
-        checkpoints_[m][p] = get_u64_be(value);
-      } else if (s.code() != StatusCode::kNotFound) {
-        return s;
+  const uint32_t partitions = log_.partition_count();
+  checkpoints_.assign(models_.size(), std::vector<uint64_t>(partitions, 0));
+  legacy_checkpoints_ = false;
+  std::string value;
+  auto s = store_.get(Store::Family::kCheckpoints, kCheckpointsKey, &value);
+  if (s.is_ok()) {
+    // name length (u32be), name, then one offset (u64be) per partition; for each model.
+    std::string_view rest(value);
+    while (!rest.empty()) {
+      if (rest.size() < 4) return Status::corruption("bad read model checkpoints");
+      const uint32_t name_size = get_u32_be(rest);
+      if (rest.size() < 4 + name_size + 8ull * partitions)
+        return Status::corruption("bad read model checkpoints");
+      const std::string_view name = rest.substr(4, name_size);
+      rest.remove_prefix(4 + name_size);
+      for (size_t m = 0; m < models_.size(); ++m) {
+        if (models_[m]->name() != name) continue;
+        for (uint32_t p = 0; p < partitions; ++p)
+          checkpoints_[m][p] = get_u64_be(rest.substr(8 * p));
+      }
+      rest.remove_prefix(8ull * partitions);
+    }
+  } else if (s.code() == StatusCode::kNotFound) {
+    // A data directory from before the checkpoints shared one key: one key per model and
+    // partition, replaced by the shared key in the first step's batch.
+    for (size_t m = 0; m < models_.size(); ++m) {
+      for (uint32_t p = 0; p < partitions; ++p) {
+        auto legacy =
+            store_.get(Store::Family::kCheckpoints, checkpoint_key(models_[m]->name(), p), &value);
+        if (legacy.is_ok()) {
+          if (value.size() != 8)
+            return Status::corruption("bad checkpoint of " + models_[m]->name());
+          checkpoints_[m][p] = get_u64_be(value);
+          legacy_checkpoints_ = true;
+        } else if (legacy.code() != StatusCode::kNotFound) {
+          return legacy;
+        }
       }
     }
+  } else {
+    return s;
   }
-  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
+  for (uint32_t p = 0; p < partitions; ++p) {
     uint64_t lowest = UINT64_MAX;
     for (const auto& model : checkpoints_) lowest = std::min(lowest, model[p]);
     applied_[p] = models_.empty() ? log_.end_offset(p) : lowest;
@@ -110,55 +142,69 @@ Status Projector::open() {
   return Status::ok();
 }
 
-Result<size_t> Projector::step(uint32_t partition, size_t max_events) {
-  const uint64_t from = applied_[partition];
-  auto events = log_.read_partition(partition, from, max_events);
-  if (!events.is_ok()) return events.status();
-  if (events->empty()) return size_t{0};
-
+Result<size_t> Projector::step(size_t max_events) {
+  const uint32_t partitions = log_.partition_count();
   rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
   ReadModelWriter writer(store_, batch);
-  for (const auto& event : events.value()) {
-    if (event.writer_version() > kWriterVersion) {
-      return Status::corruption("event at " + format_position(event.position()) +
-                                " was written by engine version " +
-                                std::to_string(event.writer_version()) + ", newer than this one (" +
-                                std::to_string(kWriterVersion) + "): upgrade before replaying");
+  std::vector<uint64_t> next(partitions);
+  size_t applied = 0;
+  for (uint32_t p = 0; p < partitions; ++p) {
+    next[p] = applied_[p];
+    auto events = log_.read_partition(p, next[p], max_events);
+    if (!events.is_ok()) return events.status();
+    for (const auto& event : events.value()) {
+      if (event.writer_version() > kWriterVersion) {
+        return Status::corruption(
+            "event at " + format_position(event.position()) + " was written by engine version " +
+            std::to_string(event.writer_version()) + ", newer than this one (" +
+            std::to_string(kWriterVersion) + "): upgrade before replaying");
+      }
+      for (size_t m = 0; m < models_.size(); ++m) {
+        if (event.position().offset() < checkpoints_[m][p]) continue;  // already applied
+        if (auto s = models_[m]->apply(event, writer); !s.is_ok()) return s;
+      }
     }
-    for (size_t m = 0; m < models_.size(); ++m) {
-      if (event.position().offset() < checkpoints_[m][partition]) continue;  // already applied
-      if (auto s = models_[m]->apply(event, writer); !s.is_ok()) return s;
+    if (!events->empty()) next[p] = events->back().position().offset() + 1;
+    applied += events->size();
+  }
+  if (applied == 0) return size_t{0};
+
+  // Every model's checkpoint moves in the same batch as its updates (I7): one key for all.
+  auto moved = checkpoints_;
+  std::string value;
+  for (size_t m = 0; m < models_.size(); ++m) {
+    const std::string name = models_[m]->name();
+    put_u32_be(value, static_cast<uint32_t>(name.size()));
+    value += name;
+    for (uint32_t p = 0; p < partitions; ++p) {
+      moved[m][p] = std::max(moved[m][p], next[p]);
+      put_u64_be(value, moved[m][p]);
     }
   }
-  const uint64_t next = events->back().position().offset() + 1;
-  std::string value;
-  put_u64_be(value, next);
-  for (size_t m = 0; m < models_.size(); ++m) {
-    if (checkpoints_[m][partition] >= next) continue;
-    batch
-        .Put(store_.family(Store::Family::kCheckpoints),
-             checkpoint_key(models_[m]->name(), partition), value)
-        .PermitUncheckedError();
+  auto* family = store_.family(Store::Family::kCheckpoints);
+  batch.Put(family, kCheckpointsKey, value).PermitUncheckedError();
+  if (legacy_checkpoints_) {
+    for (const auto& model : models_)
+      for (uint32_t p = 0; p < partitions; ++p)
+        batch.Delete(family, checkpoint_key(model->name(), p)).PermitUncheckedError();
   }
   if (auto s = store_.write(*batch.GetWriteBatch()); !s.is_ok()) return s;
-  for (auto& model : checkpoints_) model[partition] = std::max(model[partition], next);
+  legacy_checkpoints_ = false;
+  checkpoints_ = std::move(moved);
   {
     std::lock_guard lock(mu_);
-    applied_[partition] = next;
+    for (uint32_t p = 0; p < partitions; ++p) applied_[p] = next[p];
   }
   applied_cv_.notify_all();
-  return events->size();
+  return applied;
 }
 
 Status Projector::catch_up() {
-  for (uint32_t p = 0; p < log_.partition_count(); ++p) {
-    for (;;) {
-      auto applied = step(p, kStepEventsMax);
-      if (!applied.is_ok()) return applied.status();
-      if (applied.value() == 0) break;
-    }
+  for (;;) {
+    auto applied = step(kStepEventsMax);
+    if (!applied.is_ok()) return applied.status();
+    if (applied.value() == 0) return Status::ok();
   }
-  return Status::ok();
 }
 
 void Projector::start() {
@@ -178,20 +224,16 @@ void Projector::stop() {
 void Projector::run() {
   std::vector<uint64_t> seen(log_.partition_count());
   while (!stopping_) {
-    bool any = false;
-    for (uint32_t p = 0; p < log_.partition_count() && !stopping_; ++p) {
-      auto applied = step(p, kStepEventsMax);
-      if (!applied.is_ok()) {
-        std::lock_guard lock(mu_);
-        failure_ = applied.status();
-        applied_cv_.notify_all();
-        return;  // a read model that cannot apply an event must not skip it
-      }
-      any = any || applied.value() > 0;
+    auto applied = step(kStepEventsMax);
+    if (!applied.is_ok()) {
+      std::lock_guard lock(mu_);
+      failure_ = applied.status();
+      applied_cv_.notify_all();
+      return;  // a read model that cannot apply an event must not skip it
     }
-    if (any) {
-      // Let events gather for a moment: one step per partition then carries many events,
-      // instead of paying a step's fixed cost for each commit. Bounds the lag added to 1 ms.
+    if (applied.value() > 0) {
+      // Let events gather for a moment: one step then carries many events, instead of paying
+      // a step's fixed cost for each commit. Bounds the lag added to 1 ms.
       std::unique_lock lock(stop_mu_);
       stop_cv_.wait_for(lock, std::chrono::milliseconds(1), [&] { return stopping_.load(); });
       continue;
@@ -230,13 +272,27 @@ Status Projector::failure() {
   return failure_;
 }
 
+namespace {
+
+// Whether a key of the read models' families is theirs: every read-model row, and of the
+// checkpoints only the projector's (the shared key, or an earlier version's "<model>\0" u32be) —
+// not those of others in that family, such as how far the Kafka log's copy has read.
+bool is_read_model_key(Store::Family family, std::string_view key) {
+  if (family == Store::Family::kReadModels) return true;
+  return key == kCheckpointsKey || (key.size() > 5 && key[key.size() - 5] == '\0');
+}
+
+}  // namespace
+
 Status clear_read_models(Store& store) {
   rocksdb::WriteBatch batch;
   for (auto family : {Store::Family::kReadModels, Store::Family::kCheckpoints}) {
     std::unique_ptr<rocksdb::Iterator> it(
         store.db()->NewIterator(rocksdb::ReadOptions(), store.family(family)));
-    for (it->SeekToFirst(); it->Valid(); it->Next())
-      batch.Delete(store.family(family), it->key()).PermitUncheckedError();
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (is_read_model_key(family, it->key().ToStringView()))
+        batch.Delete(store.family(family), it->key()).PermitUncheckedError();
+    }
     if (!it->status().ok()) return from_rocksdb(it->status());
   }
   return store.write(batch, /*sync=*/true);
@@ -249,6 +305,7 @@ Result<std::string> read_models_digest(Store& store) {
     std::unique_ptr<rocksdb::Iterator> it(
         store.db()->NewIterator(rocksdb::ReadOptions(), store.family(family)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (!is_read_model_key(family, it->key().ToStringView())) continue;
       std::string lengths;
       put_u64_be(lengths, it->key().size());
       put_u64_be(lengths, it->value().size());

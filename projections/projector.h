@@ -41,8 +41,9 @@ class Projector {
   Status failure();
 
  private:
-  // Applies one slice of one partition; returns how many events it applied.
-  Result<size_t> step(uint32_t partition, size_t max_events);
+  // Applies up to `max_events` of each partition in one batch with the checkpoints; returns
+  // how many events it applied.
+  Result<size_t> step(size_t max_events);
   void run();
 
   EventLog& log_;
@@ -50,6 +51,7 @@ class Projector {
   std::vector<std::unique_ptr<ReadModel>> models_;
   // checkpoints_[model][partition]: next offset the model needs.
   std::vector<std::vector<uint64_t>> checkpoints_;
+  bool legacy_checkpoints_ = false;  // one key per model and partition, from an older version
   std::vector<std::atomic<uint64_t>> applied_;  // min over models, per partition
 
   std::mutex mu_;
@@ -61,11 +63,12 @@ class Projector {
   std::thread thread_;
 };
 
-// Wipes every read model and checkpoint so a Projector rebuilds them from position 0.
+// Wipes every read model and the projector's checkpoints so a Projector rebuilds them from
+// position 0. Other checkpoints in that family (the Kafka log's copy) stay.
 Status clear_read_models(Store& store);
 
-// SHA-256 over every key and value of the read models and their checkpoints, in key order:
-// equal digests mean byte-identical read models.
+// SHA-256 over every key and value of the read models and the projector's checkpoints, in key
+// order: equal digests mean byte-identical read models.
 Result<std::string> read_models_digest(Store& store);
 
 }  // namespace crm

@@ -139,6 +139,65 @@ TEST_F(ProjectorTest, ResumesFromItsCheckpointWithoutApplyingTwice) {
   EXPECT_EQ(ids({}).size(), 20u);
 }
 
+TEST_F(ProjectorTest, ARebuildLeavesOtherCheckpointsInTheFamilyAlone) {
+  for (int i = 0; i < 5; ++i) register_customer("cus_" + std::to_string(i), "s", customer::VIP);
+  ASSERT_TRUE(projector()->catch_up().is_ok());
+  auto live = read_models_digest(*store_).value();
+  // How far a Kafka log's copy has read crm.events: not a read model's.
+  std::string kafka_key = "kafka/crm.events/";
+  put_u32_be(kafka_key, 1);
+  rocksdb::WriteBatch other;
+  other.Put(store_->family(Store::Family::kCheckpoints), kafka_key, "offset")
+      .PermitUncheckedError();
+  ASSERT_TRUE(store_->write(other).is_ok());
+  EXPECT_EQ(read_models_digest(*store_).value(), live);
+
+  ASSERT_TRUE(clear_read_models(*store_).is_ok());
+  std::string value;
+  ASSERT_TRUE(store_->get(Store::Family::kCheckpoints, kafka_key, &value).is_ok());
+  EXPECT_EQ(value, "offset");
+  ASSERT_TRUE(projector()->catch_up().is_ok());
+  EXPECT_EQ(read_models_digest(*store_).value(), live);
+}
+
+TEST_F(ProjectorTest, ResumesFromCheckpointsAnEarlierVersionKeptOneKeyPerModel) {
+  for (int i = 0; i < 10; ++i) register_customer("cus_a" + std::to_string(i), "s", customer::VIP);
+  ASSERT_TRUE(projector()->catch_up().is_ok());
+  // The data directory as an earlier version left it: "<model>\0" u32be(partition) -> offset.
+  const std::string model = CustomersView().name();
+  rocksdb::WriteBatch legacy;
+  auto* family = store_->family(Store::Family::kCheckpoints);
+  legacy.Delete(family, "read-models").PermitUncheckedError();
+  std::vector<std::string> legacy_keys;
+  for (uint32_t p = 0; p < 4; ++p) {
+    std::string key = model;
+    key.push_back('\0');
+    put_u32_be(key, p);
+    std::string offset;
+    put_u64_be(offset, log_->end_offset(p));
+    legacy.Put(family, key, offset).PermitUncheckedError();
+    legacy_keys.push_back(key);
+  }
+  ASSERT_TRUE(store_->write(legacy).is_ok());
+  for (int i = 0; i < 10; ++i) register_customer("cus_b" + std::to_string(i), "s", customer::VIP);
+
+  auto resumed = projector();
+  for (uint32_t p = 0; p < 4; ++p) {
+    std::string offset;
+    ASSERT_TRUE(store_->get(Store::Family::kCheckpoints, legacy_keys[p], &offset).is_ok());
+    EXPECT_EQ(resumed->applied_offset(p), get_u64_be(offset)) << "partition " << p;
+  }
+  ASSERT_TRUE(resumed->catch_up().is_ok());
+  std::string unused;
+  for (const auto& key : legacy_keys)
+    EXPECT_EQ(store_->get(Store::Family::kCheckpoints, key, &unused).code(), StatusCode::kNotFound);
+  EXPECT_EQ(ids({}).size(), 20u);
+  auto resumed_digest = read_models_digest(*store_).value();
+  ASSERT_TRUE(clear_read_models(*store_).is_ok());
+  ASSERT_TRUE(projector()->catch_up().is_ok());
+  EXPECT_EQ(read_models_digest(*store_).value(), resumed_digest);
+}
+
 }  // namespace
 }  // namespace crm
 
