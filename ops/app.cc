@@ -108,6 +108,13 @@ Result<std::unique_ptr<App>> App::open(const AppConfig& config, const Clock& clo
     // Each partition's append is a transaction of its own producer, committed one after the
     // other by a worker: a thread per partition keeps them side by side.
     if (processor.threads == 0) processor.threads = app->log_->partition_count();
+    if (processor.threads < app->log_->partition_count()) {
+      log_line("warn",
+               "fewer processor threads than partitions on the Kafka log: a thread commits its "
+               "partitions' transactions one after another, so one slow commit holds up the others",
+               {{"processor_threads", std::to_string(processor.threads)},
+                {"partitions", std::to_string(app->log_->partition_count())}});
+    }
     log_line("info", "event log on Kafka",
              {{"brokers", kafka.client.brokers}, {"topic", kafka.topic}});
   } else {

@@ -95,6 +95,7 @@ Status Projector::open() {
   const uint32_t partitions = log_.partition_count();
   checkpoints_.assign(models_.size(), std::vector<uint64_t>(partitions, 0));
   legacy_checkpoints_ = false;
+  other_checkpoints_.clear();
   std::string value;
   auto s = store_.get(Store::Family::kCheckpoints, kCheckpointsKey, &value);
   if (s.is_ok()) {
@@ -106,13 +107,17 @@ Status Projector::open() {
       if (rest.size() < 4 + name_size + 8ull * partitions)
         return Status::corruption("bad read model checkpoints");
       const std::string_view name = rest.substr(4, name_size);
-      rest.remove_prefix(4 + name_size);
+      const std::string_view offsets = rest.substr(4 + name_size, 8ull * partitions);
+      bool mine = false;
       for (size_t m = 0; m < models_.size(); ++m) {
         if (models_[m]->name() != name) continue;
+        mine = true;
         for (uint32_t p = 0; p < partitions; ++p)
-          checkpoints_[m][p] = get_u64_be(rest.substr(8 * p));
+          checkpoints_[m][p] = get_u64_be(offsets.substr(8 * p));
       }
-      rest.remove_prefix(8ull * partitions);
+      // A model this projector does not run keeps its place: written back as it was.
+      if (!mine) other_checkpoints_ += rest.substr(0, 4 + name_size + 8ull * partitions);
+      rest.remove_prefix(4 + name_size + 8ull * partitions);
     }
   } else if (s.code() == StatusCode::kNotFound) {
     // A data directory from before the checkpoints shared one key: one key per model and
@@ -167,11 +172,12 @@ Result<size_t> Projector::step(size_t max_events) {
     if (!events->empty()) next[p] = events->back().position().offset() + 1;
     applied += events->size();
   }
-  if (applied == 0) return size_t{0};
+  // Nothing new: done — unless an earlier version's checkpoint keys are still to be replaced.
+  if (applied == 0 && !legacy_checkpoints_) return size_t{0};
 
   // Every model's checkpoint moves in the same batch as its updates (I7): one key for all.
   auto moved = checkpoints_;
-  std::string value;
+  std::string value = other_checkpoints_;
   for (size_t m = 0; m < models_.size(); ++m) {
     const std::string name = models_[m]->name();
     put_u32_be(value, static_cast<uint32_t>(name.size()));
@@ -275,11 +281,14 @@ Status Projector::failure() {
 namespace {
 
 // Whether a key of the read models' families is theirs: every read-model row, and of the
-// checkpoints only the projector's (the shared key, or an earlier version's "<model>\0" u32be) —
-// not those of others in that family, such as how far the Kafka log's copy has read.
+// checkpoints only the projector's (the shared key, or an earlier version's "<model>\0" u32be
+// with a model name of lower-case letters) — not those of others in that family, such as how
+// far the Kafka log's copy has read.
 bool is_read_model_key(Store::Family family, std::string_view key) {
-  if (family == Store::Family::kReadModels) return true;
-  return key == kCheckpointsKey || (key.size() > 5 && key[key.size() - 5] == '\0');
+  if (family == Store::Family::kReadModels || key == kCheckpointsKey) return true;
+  if (key.size() < 6 || key[key.size() - 5] != '\0') return false;
+  const std::string_view name = key.substr(0, key.size() - 5);
+  return std::all_of(name.begin(), name.end(), [](char c) { return c >= 'a' && c <= 'z'; });
 }
 
 }  // namespace

@@ -52,6 +52,7 @@ class Projector {
   // checkpoints_[model][partition]: next offset the model needs.
   std::vector<std::vector<uint64_t>> checkpoints_;
   bool legacy_checkpoints_ = false;  // one key per model and partition, from an older version
+  std::string other_checkpoints_;    // entries of the shared key for models not run here
   std::vector<std::atomic<uint64_t>> applied_;  // min over models, per partition
 
   std::mutex mu_;

@@ -116,12 +116,23 @@ PartitionProcessor::PartitionProcessor(uint32_t partition, EventLog& log, Store&
 
 PartitionProcessor::~PartitionProcessor() { shutdown(); }
 
+Status PartitionProcessor::stopped_status() const {
+  return Status::unavailable("partition " + std::to_string(partition_) +
+                             " stopped after a failed write; restart the engine");
+}
+
+void PartitionProcessor::refuse(std::vector<Pending>& batch, const Status& status) {
+  for (auto& pending : batch) {
+    CommandOutcome outcome;
+    outcome.status = status;
+    record(pending.command, outcome, pending.queued);
+    pending.reply.set_value(std::move(outcome));
+  }
+}
+
 std::future<CommandOutcome> PartitionProcessor::submit(events::CommandEnvelope command) {
   std::unique_lock lock(worker_->mu_);
-  if (failed_) {
-    return ready_outcome(Status::unavailable("partition " + std::to_string(partition_) +
-                                             " stopped after a failed write; restart the engine"));
-  }
+  if (failed_) return ready_outcome(stopped_status());
   if (stopping_ || worker_->stopping_)
     return ready_outcome(Status::unavailable("the engine is shutting down"));
   if (queue_.size() >= options_.queue_max) {
@@ -218,6 +229,11 @@ void ProcessorWorker::run() {
     std::vector<std::unique_ptr<PartitionProcessor::Step>> steps;
     std::vector<AppendRequest> requests;
     for (auto& [processor, batch] : taken) {
+      if (processor->failed_) {  // stopped by a failed write since these were queued
+        processor->refuse(batch, processor->stopped_status());
+        steps.push_back(nullptr);
+        continue;
+      }
       if (processor->forget_cache_.exchange(false)) processor->cache_.clear();
       steps.push_back(processor->prepare(std::move(batch)));
       if (steps.back()->must_write) requests.push_back(std::move(steps.back()->request));
@@ -226,6 +242,7 @@ void ProcessorWorker::run() {
     if (!requests.empty()) appended = log_.append_all(std::move(requests));
     size_t next_result = 0;
     for (size_t i = 0; i < taken.size(); ++i) {
+      if (!steps[i]) continue;
       auto* result = steps[i]->must_write ? &appended[next_result++] : nullptr;
       taken[i].processor->finish(*steps[i], result);
     }
@@ -531,24 +548,13 @@ void PartitionProcessor::finish(Step& st, Result<AppendResult>* appended) {
       // batch is refused, the cache dropped (read again from the log's copy), the partition
       // goes on.
       cache_.clear();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        CommandOutcome outcome;
-        outcome.status = Status::aborted(appended->status().message());
-        record(batch[i].command, outcome, batch[i].queued);
-        batch[i].reply.set_value(std::move(outcome));
-      }
+      refuse(batch, Status::aborted(appended->status().message()));
       return;
     }
     if (!appended->is_ok()) {
       failed_ = true;  // log and state may disagree with the cache: stop, recover by restart
-      Status stopped = Status::unavailable("partition " + std::to_string(partition_) +
-                                           " stopped: " + appended->status().message());
-      for (size_t i = 0; i < batch.size(); ++i) {
-        CommandOutcome outcome;
-        outcome.status = stopped;
-        record(batch[i].command, outcome, batch[i].queued);
-        batch[i].reply.set_value(std::move(outcome));
-      }
+      refuse(batch, Status::unavailable("partition " + std::to_string(partition_) +
+                                        " stopped: " + appended->status().message()));
       return;
     }
     for (auto& reply : replies) {

@@ -116,6 +116,9 @@ class PartitionProcessor {
   struct Step;
   void record(const events::CommandEnvelope& command, const CommandOutcome& outcome,
               std::chrono::steady_clock::time_point queued);
+  // Answers every command of the batch with `status`: nothing of it was stored.
+  void refuse(std::vector<Pending>& batch, const Status& status);
+  Status stopped_status() const;
   // Decides a batch against the cache and the store; the step says what to append, if anything.
   std::unique_ptr<Step> prepare(std::vector<Pending> batch);
   // Replies to the step's commands once its append's outcome is known (null: nothing appended).

@@ -191,6 +191,29 @@ TEST_F(EngineFixture, EveryPartitionIsServedWhateverTheNumberOfThreads) {
   EXPECT_EQ(events, 4u * 4 * 30);
 }
 
+TEST_F(EngineFixture, ARoundMixingPartitionsThatWriteAndOnesThatOnlyRefuseAnswersEach) {
+  // Queued at once, these mostly share the worker's rounds; each gets its own outcome anyway.
+  std::vector<std::future<CommandOutcome>> registered, refused;
+  for (int i = 0; i < 16; ++i) {
+    registered.push_back(engine_->submit(register_command("cus_m" + std::to_string(i), "m")));
+    auto u = command("cus_none" + std::to_string(i));
+    u.mutable_update_customer()->set_stage(customer::ACTIVE);
+    refused.push_back(engine_->submit(std::move(u)));
+  }
+  for (int i = 0; i < 16; ++i) {
+    auto ok = registered[i].get();
+    ASSERT_TRUE(ok.status.is_ok()) << ok.status.to_string();
+    ASSERT_FALSE(ok.rejection);
+    ASSERT_EQ(ok.events.size(), 1u);
+    EXPECT_EQ(ok.events[0].stream_id(), "cus_m" + std::to_string(i));
+    auto no = refused[i].get();
+    ASSERT_TRUE(no.status.is_ok()) << no.status.to_string();
+    EXPECT_TRUE(no.rejection);
+    EXPECT_TRUE(no.events.empty());
+    EXPECT_EQ(log_->stream_head("cus_none" + std::to_string(i))->version, 0u);
+  }
+}
+
 TEST_F(EngineFixture, StateFoldedFromTheLogEqualsTheStoredState) {
   ASSERT_TRUE(run(register_command("cus_law", "Law")).status.is_ok());
   auto u = command("cus_law");
