@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <future>
+#include <thread>
 
 #include "aggregates/order/order.h"
 #include "events/codec.h"
@@ -277,7 +278,23 @@ void InboundConsumer::submit(InFlight& flight) {
     request += std::string("\n") + header + ": " + (value ? *value : "");
   }
   command.set_request_hash(sha256(request + "\n" + record.value));
-  flight.outcome = engine_.submit(std::move(command));
+  // A partition whose queue is full refuses at once (a future ready at submit): the record waits
+  // here until it is taken, so that no later record of its customer is applied before it.
+  for (int attempt = 0;; ++attempt) {
+    auto outcome = engine_.submit(command);
+    if (outcome.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      flight.outcome = std::move(outcome);
+      return;
+    }
+    CommandOutcome answered = outcome.get();
+    if (answered.status.code() != StatusCode::kResourceExhausted || stopping_) {
+      std::promise<CommandOutcome> known;
+      known.set_value(std::move(answered));
+      flight.outcome = known.get_future();
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 << std::min(attempt, 6))));
+  }
 }
 
 bool InboundConsumer::finish(InFlight& flight) {

@@ -7,12 +7,19 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <deque>
 #include <fstream>
+#include <future>
 #include <sstream>
+#include <thread>
 
 #include "customer.pb.h"
+#include "events/codec.h"
 #include "tests/support/kafka_mock.h"
 #include "tests/support/test_support.h"
+#include "workflow/engine.h"
+#include "workflow/router.h"
 
 namespace crm {
 namespace {
@@ -123,6 +130,81 @@ TEST_F(Inbound, ValidRecordsApplyOnceAndInvalidOnesLandInRejectedWithTheirReason
   EXPECT_THAT(text->body, HasSubstr(R"(crm_inbound_records_total{outcome="applied"} 2)"));
   EXPECT_THAT(text->body, HasSubstr(R"(crm_inbound_records_total{outcome="rejected"} 4)"));
   EXPECT_THAT(text->body, HasSubstr("crm_inbound_consumer_lag"));
+}
+
+TEST_F(Inbound, ACustomersRecordsApplyInTheirOrderAlsoWhenItsPartitionIsFull) {
+  auto busy = config();
+  busy.processor.queue_max = 64;  // a small queue, which the flood below keeps full
+  testing::ServedApp served(dir_.path() + "/data", busy);
+  const std::string id = "cus_inbound_order";
+  publish(id, {"command=RegisterCustomer"},
+          R"({"customerId": ")" + id + R"(", "name": "Ordered", "kind": "ENTERPRISE"})");
+  auto* inbound = served.app().inbound();
+  ASSERT_TRUE(testing::wait_until([&] { return inbound->counts().applied == 1; },
+                                  std::chrono::seconds(60)));
+
+  // Commands for other customers of the same partition, submitted as fast as the engine refuses
+  // them, so that the inbound records keep meeting a full queue.
+  std::atomic<bool> flooding{true};
+  std::atomic<uint64_t> refused{0};
+  std::thread flood([&] {
+    const uint32_t partitions = served.app().log().partition_count();
+    const uint32_t target = partition_for(id, partitions);
+    std::deque<std::future<CommandOutcome>> pending;
+    for (uint64_t n = 0; flooding; ++n) {
+      const std::string other = "cus_flood_" + std::to_string(n);
+      if (partition_for(other, partitions) != target) continue;
+      events::CommandEnvelope c;
+      c.set_command_id("cmd_flood_" + std::to_string(n));
+      c.set_stream_type("customer");
+      c.set_stream_id(other);
+      c.set_partition_key(other);
+      c.mutable_actor()->set_principal_id("flood");
+      c.mutable_actor()->set_role("admin");
+      c.mutable_register_customer()->set_name("Flood");
+      c.mutable_register_customer()->set_kind(customer::INDIVIDUAL);
+      c.set_request_hash(sha256(c.register_customer().SerializeAsString()));
+      pending.push_back(served.app().engine().submit(std::move(c)));
+      while (!pending.empty() &&
+             pending.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        if (pending.front().get().status.code() == StatusCode::kResourceExhausted) ++refused;
+        pending.pop_front();
+      }
+    }
+    for (auto& f : pending) f.wait();
+  });
+
+  constexpr int kUpdates = 100;
+  const std::string file = dir_.path() + "/updates";
+  {
+    std::ofstream out(file, std::ios::binary);
+    for (int i = 1; i <= kUpdates; ++i)
+      out << id << '|' << R"({"customerId": ")" << id << R"(", "region": "r)" << i << "\"}\n";
+  }
+  auto sent = run_command("kcat -b " + cluster_.bootstrap() +
+                          " -P -t crm.inbound -K '|' -H command=UpdateCustomer -l " + file);
+  EXPECT_EQ(sent.exit_code, 0) << sent.output;
+  const bool done = testing::wait_until(
+      [&] {
+        auto c = inbound->counts();
+        return c.applied + c.repeated + c.rejected >= 1 + kUpdates;
+      },
+      std::chrono::seconds(90));
+  flooding = false;
+  flood.join();
+  ASSERT_TRUE(done) << "applied " << inbound->counts().applied << ", rejected "
+                    << inbound->counts().rejected;
+  EXPECT_GT(refused.load(), 0u) << "the partition was never full: the test proved nothing";
+  EXPECT_EQ(inbound->counts().applied, 1u + kUpdates);
+  EXPECT_EQ(inbound->counts().rejected, 0u);
+  auto events = served.app().log().read_stream(id, 2, 1000);
+  ASSERT_TRUE(events.is_ok());
+  ASSERT_EQ(events->size(), static_cast<size_t>(kUpdates));
+  for (int i = 0; i < kUpdates; ++i) {
+    customer::CustomerProfileChanged changed;
+    ASSERT_TRUE((*events)[i].data().UnpackTo(&changed)) << (*events)[i].event_type();
+    EXPECT_EQ(changed.region(), "r" + std::to_string(i + 1)) << "event " << i + 2;
+  }
 }
 
 TEST_F(Inbound, AfterARestartNothingIsAppliedAgain) {
