@@ -31,6 +31,27 @@ class ProjectorTest : public testing::EngineFixture {
     return o;
   }
 
+  // Leaves the customers model's checkpoints as an earlier version kept them, at the log's end:
+  // "<model>\0" u32be(partition) -> offset, one key each, and no shared key. Returns the keys.
+  std::vector<std::string> checkpoints_as_an_earlier_version() {
+    const std::string model = CustomersView().name();
+    rocksdb::WriteBatch legacy;
+    auto* family = store_->family(Store::Family::kCheckpoints);
+    legacy.Delete(family, "read-models").PermitUncheckedError();
+    std::vector<std::string> keys;
+    for (uint32_t p = 0; p < 4; ++p) {
+      std::string key = model;
+      key.push_back('\0');
+      put_u32_be(key, p);
+      std::string offset;
+      put_u64_be(offset, log_->end_offset(p));
+      legacy.Put(family, key, offset).PermitUncheckedError();
+      keys.push_back(key);
+    }
+    EXPECT_TRUE(store_->write(legacy).is_ok());
+    return keys;
+  }
+
   std::vector<std::string> ids(const CustomerFilter& filter, size_t page_size = 500) {
     std::vector<std::string> out;
     std::string token;
@@ -143,19 +164,7 @@ TEST_F(ProjectorTest, ResumesFromItsCheckpointWithoutApplyingTwice) {
 TEST_F(ProjectorTest, CheckpointsOfAnEarlierVersionAreReplacedAlsoWithNothingNewToApply) {
   for (int i = 0; i < 6; ++i) register_customer("cus_" + std::to_string(i), "s", customer::VIP);
   ASSERT_TRUE(projector()->catch_up().is_ok());
-  const std::string model = CustomersView().name();
-  rocksdb::WriteBatch legacy;
-  auto* family = store_->family(Store::Family::kCheckpoints);
-  legacy.Delete(family, "read-models").PermitUncheckedError();
-  for (uint32_t p = 0; p < 4; ++p) {
-    std::string key = model;
-    key.push_back('\0');
-    put_u32_be(key, p);
-    std::string offset;
-    put_u64_be(offset, log_->end_offset(p));
-    legacy.Put(family, key, offset).PermitUncheckedError();
-  }
-  ASSERT_TRUE(store_->write(legacy).is_ok());
+  checkpoints_as_an_earlier_version();
 
   ASSERT_TRUE(projector()->catch_up().is_ok());  // caught up already: only the keys change
   std::string value;
@@ -213,22 +222,7 @@ TEST_F(ProjectorTest, ARebuildLeavesOtherCheckpointsInTheFamilyAlone) {
 TEST_F(ProjectorTest, ResumesFromCheckpointsAnEarlierVersionKeptOneKeyPerModel) {
   for (int i = 0; i < 10; ++i) register_customer("cus_a" + std::to_string(i), "s", customer::VIP);
   ASSERT_TRUE(projector()->catch_up().is_ok());
-  // The data directory as an earlier version left it: "<model>\0" u32be(partition) -> offset.
-  const std::string model = CustomersView().name();
-  rocksdb::WriteBatch legacy;
-  auto* family = store_->family(Store::Family::kCheckpoints);
-  legacy.Delete(family, "read-models").PermitUncheckedError();
-  std::vector<std::string> legacy_keys;
-  for (uint32_t p = 0; p < 4; ++p) {
-    std::string key = model;
-    key.push_back('\0');
-    put_u32_be(key, p);
-    std::string offset;
-    put_u64_be(offset, log_->end_offset(p));
-    legacy.Put(family, key, offset).PermitUncheckedError();
-    legacy_keys.push_back(key);
-  }
-  ASSERT_TRUE(store_->write(legacy).is_ok());
+  const auto legacy_keys = checkpoints_as_an_earlier_version();
   for (int i = 0; i < 10; ++i) register_customer("cus_b" + std::to_string(i), "s", customer::VIP);
 
   auto resumed = projector();
