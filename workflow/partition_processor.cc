@@ -9,6 +9,7 @@
 #include "aggregates/approval/policies.h"
 #include "aggregates/catalog/catalog.h"
 #include "events/codec.h"
+#include "workflow/processor_step.h"
 #include "workflow/ready_outcome.h"
 #include "workflow/router.h"
 
@@ -160,93 +161,6 @@ void PartitionProcessor::shutdown() {
 size_t PartitionProcessor::queue_depth() {
   std::lock_guard lock(worker_->mu_);
   return queue_.size();
-}
-
-// One batch of commands between its decision and its reply: what the batch decided, the
-// working state its commands saw, and the request the worker appends for it.
-struct PartitionProcessor::Step {
-  struct Reply {
-    CommandOutcome outcome;
-    int stream_index = -1;        // into request.streams when the command appended events
-    std::string idempotency_key;  // set when this command's outcome must be remembered
-    int same_as = -1;             // a repeat of a key used earlier in this batch
-  };
-  struct Owner {
-    const AggregateHandler* handler;
-    std::string partition_key;
-  };
-  std::vector<Pending> batch;
-  std::vector<Reply> replies;
-  std::unordered_map<std::string, LoadedAggregate> working;
-  std::unordered_map<std::string, Owner> touched;  // streams changed by the batch
-  AppendRequest request;
-  bool must_write = false;  // events or idempotency keys to store: `request` is to be appended
-  int64_t now_us = 0;
-};
-
-ProcessorWorker::~ProcessorWorker() { shutdown(); }
-
-void ProcessorWorker::add(PartitionProcessor* processor) { processors_.push_back(processor); }
-
-void ProcessorWorker::start() {
-  thread_ = std::thread([this] { run(); });
-}
-
-void ProcessorWorker::shutdown() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void ProcessorWorker::run() {
-  struct Taken {
-    PartitionProcessor* processor;
-    std::vector<PartitionProcessor::Pending> batch;
-  };
-  std::vector<Taken> taken;
-  for (;;) {
-    taken.clear();
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || queued_ > 0; });
-      if (queued_ == 0) return;  // stopping, and everything queued is done
-      for (auto* processor : processors_) {
-        auto& queue = processor->queue_;
-        if (queue.empty()) continue;
-        Taken next{processor, {}};
-        while (!queue.empty() && next.batch.size() < processor->options_.batch_max) {
-          next.batch.push_back(std::move(queue.front()));
-          queue.pop_front();
-          --queued_;
-        }
-        taken.push_back(std::move(next));
-      }
-    }
-    // Decide every partition's batch, append what they decided in one write, then reply.
-    std::vector<std::unique_ptr<PartitionProcessor::Step>> steps;
-    std::vector<AppendRequest> requests;
-    for (auto& [processor, batch] : taken) {
-      if (processor->failed_) {  // stopped by a failed write since these were queued
-        processor->refuse(batch, processor->stopped_status());
-        steps.push_back(nullptr);
-        continue;
-      }
-      if (processor->forget_cache_.exchange(false)) processor->cache_.clear();
-      steps.push_back(processor->prepare(std::move(batch)));
-      if (steps.back()->must_write) requests.push_back(std::move(steps.back()->request));
-    }
-    std::vector<Result<AppendResult>> appended;
-    if (!requests.empty()) appended = log_.append_all(std::move(requests));
-    size_t next_result = 0;
-    for (size_t i = 0; i < taken.size(); ++i) {
-      if (!steps[i]) continue;
-      auto* result = steps[i]->must_write ? &appended[next_result++] : nullptr;
-      taken[i].processor->finish(*steps[i], result);
-    }
-  }
 }
 
 std::unique_ptr<PartitionProcessor::Step> PartitionProcessor::prepare(
