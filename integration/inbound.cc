@@ -12,6 +12,7 @@
 #include "integration/kafka_client.h"
 #include "order.pb.h"
 #include "workflow/aggregate_handler.h"
+#include "workflow/ready_outcome.h"
 
 namespace crm {
 
@@ -288,9 +289,7 @@ void InboundConsumer::submit(InFlight& flight) {
     }
     CommandOutcome answered = outcome.get();
     if (answered.status.code() != StatusCode::kResourceExhausted || stopping_) {
-      std::promise<CommandOutcome> known;
-      known.set_value(std::move(answered));
-      flight.outcome = known.get_future();
+      flight.outcome = ready_outcome(std::move(answered));
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, 1 << std::min(attempt, 6))));

@@ -104,8 +104,8 @@ Status Projector::open() {
     while (!rest.empty()) {
       if (rest.size() < 4) return Status::corruption("bad read model checkpoints");
       const uint32_t name_size = get_u32_be(rest);
-      if (rest.size() < 4 + name_size + 8ull * partitions)
-        return Status::corruption("bad read model checkpoints");
+      const size_t entry_size = 4 + name_size + 8ull * partitions;
+      if (rest.size() < entry_size) return Status::corruption("bad read model checkpoints");
       const std::string_view name = rest.substr(4, name_size);
       const std::string_view offsets = rest.substr(4 + name_size, 8ull * partitions);
       bool mine = false;
@@ -116,8 +116,8 @@ Status Projector::open() {
           checkpoints_[m][p] = get_u64_be(offsets.substr(8 * p));
       }
       // A model this projector does not run keeps its place: written back as it was.
-      if (!mine) other_checkpoints_ += rest.substr(0, 4 + name_size + 8ull * partitions);
-      rest.remove_prefix(4 + name_size + 8ull * partitions);
+      if (!mine) other_checkpoints_ += rest.substr(0, entry_size);
+      rest.remove_prefix(entry_size);
     }
   } else if (s.code() == StatusCode::kNotFound) {
     // A data directory from before the checkpoints shared one key: one key per model and

@@ -9,12 +9,16 @@
 
 namespace crm {
 
-inline std::future<CommandOutcome> ready_outcome(Status status) {
+inline std::future<CommandOutcome> ready_outcome(CommandOutcome outcome) {
   std::promise<CommandOutcome> promise;
-  CommandOutcome outcome;
-  outcome.status = std::move(status);
   promise.set_value(std::move(outcome));
   return promise.get_future();
+}
+
+inline std::future<CommandOutcome> ready_outcome(Status status) {
+  CommandOutcome outcome;
+  outcome.status = std::move(status);
+  return ready_outcome(std::move(outcome));
 }
 
 }  // namespace crm
