@@ -54,15 +54,6 @@ fi
 bench_name=compare_builds
 # shellcheck source=ops/bench/lib.sh
 source ops/bench/lib.sh
-ticks_per_s=$(getconf CLK_TCK)
-warmup_s=2 # crm_load's warm-up, run before its measured seconds
-
-# cpu_ticks PID: user + system CPU of the process so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# context_switches PID: voluntary and involuntary switches of all its threads so far.
-context_switches() {
-  cat "/proc/$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'
-}
 
 # start_build BIN: `BIN serve` with the extra flags on a fresh data directory and a free port;
 # sets crm_port, server_pid and token.
