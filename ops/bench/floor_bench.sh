@@ -103,13 +103,23 @@ echo "| server | round | requests/s | server CPU µs a request | context switche
 echo "|---|---:|---:|---:|---:|"
 awk '{ printf "| %s | %d | %d | %d | %.2f |\n", $1, $2, $3, $4, $5 }' "$results"
 echo
-echo "| server (medians) | requests/s | share of echo | server CPU µs a request |"
-echo "|---|---:|---:|---:|"
+describe() {
+  case "$1" in
+    echo) echo "echo (bare cpp-httplib)" ;;
+    floor-json) echo "floor: protobuf JSON in and out, nothing written" ;;
+    floor-write) echo "floor: a synced group-commit write of 3 keys, no JSON" ;;
+    floor) echo "floor: JSON in and out and the synced write" ;;
+    floor-direct) echo "floor, each HTTP thread writing its own synced batch" ;;
+    crm) echo "crm registrations" ;;
+  esac
+}
+echo "| server (medians) | what | requests/s | share of echo | server CPU µs a request |"
+echo "|---|---|---:|---:|---:|"
 echo_rps=$(median 3 echo)
 for which in $servers; do
-  awk -v which="$which" -v rps="$(median 3 "$which")" -v cpu="$(median 4 "$which")" \
-    -v echo_rps="$echo_rps" 'BEGIN {
-      printf "| %s | %d | %.1f%% | %d |\n", which, rps, 100 * rps / echo_rps, cpu
+  awk -v which="$which" -v what="$(describe "$which")" -v rps="$(median 3 "$which")" \
+    -v cpu="$(median 4 "$which")" -v echo_rps="$echo_rps" 'BEGIN {
+      printf "| %s | %s | %d | %.1f%% | %d |\n", which, what, rps, 100 * rps / echo_rps, cpu
     }'
 done
 echo

@@ -40,6 +40,7 @@ run() {
   fi
 }
 run http ops/bench/http_bench.sh --duration-s "$duration_s"
+run floor ops/bench/floor_bench.sh --rounds 1 --duration-s "$duration_s"
 run order ops/bench/order_bench.sh --duration-s "$duration_s" --orders "$orders"
 run audit ops/bench/audit_bench.sh --events "$events"
 run inbound ops/bench/inbound_bench.sh --records "$inbound"
@@ -56,6 +57,11 @@ for bench in http order; do
     echo "| $bench | $(cell "$row" 2) | $(cell "$row" 3) | $(cell "$row" 4) | $(cell "$row" 5) | $(cell "$row" 6) |"
   done < <(rows "$bench")
 done
+# The floor's medians table (the rows after its "(medians)" header), shares of its own echo run.
+while IFS= read -r row; do
+  echo "| floor | $(cell "$row" 3) | $(cell "$row" 4) | – | – | $(cell "$row" 5) |"
+done < <(awk '/\(medians\)/ { on = 1; next } on && /^\|---/ { next } on && /^\| / { print; next } on { exit }' \
+  "$out/floor.md" | sed 's/ *| */|/g')
 while IFS= read -r row; do
   echo "| audit | $(cell "$row" 2) | $(cell "$row" 3) | – | – | $(cell "$row" 4) |"
 done < <(rows audit)
