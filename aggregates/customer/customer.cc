@@ -1,5 +1,6 @@
 #include "aggregates/customer/customer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -337,6 +338,12 @@ year_month_day birthday_in(int year, const std::string& month_day) {
   return date;
 }
 
+// An order settled with the customer leaves nothing on the account in any currency.
+bool settled(const OrderBalance& balance) {
+  return std::all_of(balance.net().begin(), balance.net().end(),
+                     [](const auto& m) { return m.amount_minor() == 0; });
+}
+
 }  // namespace
 
 std::vector<Reminder> reminders(const Customer& state, const ReminderRules& rules) {
@@ -388,10 +395,13 @@ Decision<Event> decide(const Customer& state, const std::string& customer_id,
             OrderBalanceChanged e;
             e.mutable_order_balance()->set_order_id(c.order_id());
             *e.mutable_order_balance()->mutable_net() = c.net();
+            const OrderBalance* held = nullptr;
             for (const auto& b : state.order_balances())
-              if (b.order_id() == c.order_id() &&
-                  b.SerializeAsString() == e.order_balance().SerializeAsString())
-                return {};  // unchanged
+              if (b.order_id() == c.order_id()) held = &b;
+            const bool unchanged =
+                held ? held->SerializeAsString() == e.order_balance().SerializeAsString()
+                     : settled(e.order_balance());  // not held means it leaves nothing
+            if (unchanged) return {};
             return {{std::move(e)}, std::nullopt};
           },
           [&](const OpenBirthdayGreeting& c) {
@@ -469,14 +479,25 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                    }
                  },
                  [&](const OrderBalanceChanged& e) {
+                   // Only the orders that leave something on the account are held: a settled
+                   // one adds nothing, so the list stays as long as the open orders, however
+                   // many orders the customer ever had. (Entries a state kept from before are
+                   // dropped here too.) A currency once in the balance stays in it, at 0 when
+                   // everything is settled.
+                   auto* held = state.mutable_order_balances();
+                   google::protobuf::RepeatedPtrField<OrderBalance> kept;
                    bool found = false;
-                   for (auto& b : *state.mutable_order_balances()) {
-                     if (b.order_id() != e.order_balance().order_id()) continue;
-                     b = e.order_balance();
-                     found = true;
+                   for (auto& b : *held) {
+                     if (b.order_id() == e.order_balance().order_id()) {
+                       found = true;
+                       b = e.order_balance();  // keeps its place in the list
+                     }
+                     if (!settled(b)) kept.Add(std::move(b));
                    }
-                   if (!found) *state.add_order_balances() = e.order_balance();
+                   if (!found && !settled(e.order_balance())) *kept.Add() = e.order_balance();
+                   held->Swap(&kept);
                    std::map<std::string, int64_t> sums;
+                   for (const auto& m : state.balance()) sums[m.currency()] = 0;
                    for (const auto& b : state.order_balances())
                      for (const auto& m : b.net()) sums[m.currency()] += m.amount_minor();
                    state.clear_balance();

@@ -321,12 +321,20 @@ TEST(CustomerProducts, ChangingAnInstanceNotHeldOrOfAnUnknownCustomerIsRefused) 
                  "product_instance.not_held", Rejection::Kind::kConflict);
 }
 
-SetOrderBalance order_balance(const std::string& order_id, int64_t net) {
-  SetOrderBalance c;
-  c.set_order_id(order_id);
-  auto* m = c.add_net();
+OrderBalance order_balance_of(const std::string& order_id, int64_t net) {
+  OrderBalance b;
+  b.set_order_id(order_id);
+  auto* m = b.add_net();
   m->set_currency("CNY");
   m->set_amount_minor(net);
+  return b;
+}
+
+SetOrderBalance order_balance(const std::string& order_id, int64_t net) {
+  const OrderBalance b = order_balance_of(order_id, net);
+  SetOrderBalance c;
+  c.set_order_id(b.order_id());
+  *c.mutable_net() = b.net();
   return c;
 }
 
@@ -340,6 +348,60 @@ TEST(CustomerBalance, SumsWhatEachOrderLeavesOnTheAccount) {
   spec.given(spec.when(order_balance("ord-1", 0)).events);
   EXPECT_EQ(spec.state().balance(0).amount_minor(), 3000);
   EXPECT_TRUE(spec.when(order_balance("ord-1", 0)).events.empty()) << "unchanged: nothing";
+}
+
+// A customer with years of orders must not carry every one of them in its state (each order
+// command would copy and write them all): a settled order drops out of the list.
+TEST(CustomerBalance, HoldsOnlyTheOrdersThatLeaveSomethingOnTheAccount) {
+  Spec spec;
+  spec.given_registered();
+  for (int i = 0; i < 50; ++i) {
+    const std::string order = "ord-" + std::to_string(i);
+    spec.given(spec.when(order_balance(order, -1000)).events);  // submitted: owes 10.00
+    spec.given(spec.when(order_balance(order, 0)).events);      // paid: settled
+  }
+  spec.given(spec.when(order_balance("ord-open", -2500)).events);
+  spec.given(spec.when(order_balance("ord-credit", 700)).events);
+  ASSERT_EQ(spec.state().order_balances_size(), 2);
+  EXPECT_EQ(spec.state().order_balances(0).order_id(), "ord-open");
+  EXPECT_EQ(spec.state().order_balances(1).order_id(), "ord-credit");
+  ASSERT_EQ(spec.state().balance_size(), 1);
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), -1800);
+
+  // An update keeps the order's place; settling everything leaves the currency at 0.
+  spec.given(spec.when(order_balance("ord-open", -500)).events);
+  EXPECT_EQ(spec.state().order_balances(0).order_id(), "ord-open");
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 200);
+  spec.given(spec.when(order_balance("ord-open", 0)).events);
+  spec.given(spec.when(order_balance("ord-credit", 0)).events);
+  EXPECT_EQ(spec.state().order_balances_size(), 0);
+  ASSERT_EQ(spec.state().balance_size(), 1);
+  EXPECT_EQ(spec.state().balance(0).currency(), "CNY");
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 0);
+
+  // A settled order that was never held changes nothing; a settled one reopened is held again.
+  EXPECT_TRUE(spec.when(order_balance("ord-new", 0)).events.empty());
+  spec.given(spec.when(order_balance("ord-3", 400)).events);  // e.g. a payment after settling
+  ASSERT_EQ(spec.state().order_balances_size(), 1);
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 400);
+}
+
+TEST(CustomerBalance, AStateThatKeptSettledOrdersDropsThemAtTheNextChange) {
+  Spec spec;
+  spec.given_registered();
+  spec.given(spec.when(order_balance("ord-1", -300)).events);
+  Customer legacy = spec.state();  // as an earlier version kept it: a settled order listed
+  auto* old = legacy.add_order_balances();
+  old->set_order_id("ord-0");
+  auto* zero = old->add_net();
+  zero->set_currency("CNY");
+  zero->set_amount_minor(0);
+  OrderBalanceChanged changed;
+  *changed.mutable_order_balance() = order_balance_of("ord-1", -200);
+  evolve(legacy, Event{changed}, legacy.version() + 1, 0);
+  ASSERT_EQ(legacy.order_balances_size(), 1);
+  EXPECT_EQ(legacy.order_balances(0).order_id(), "ord-1");
+  EXPECT_EQ(legacy.balance(0).amount_minor(), -200);
 }
 
 int64_t us(const std::string& rfc3339) {
