@@ -67,35 +67,13 @@ start_build() {
   token=$(tr -d '\r\n' <"$data_dir/admin.token")
 }
 
-results=$work_dir/results
-: >"$results"
 for round in $(seq 1 "$rounds"); do
   for which in baseline candidate; do
     if [ "$which" = baseline ]; then start_build "$baseline"; else start_build "$candidate"; fi
-    ticks_before=$(cpu_ticks "$server_pid")
-    switches_before=$(context_switches "$server_pid")
-    run_load "$which" "$crm_port" --header "Authorization: Bearer $token" >/dev/null
-    ticks_after=$(cpu_ticks "$server_pid")
-    switches_after=$(context_switches "$server_pid")
-    stop_server
-    rps=$(result_field "$which" rps)
-    # The CPU counters cover the warm-up too: spread them over all the requests of the run.
-    awk -v which="$which" -v round="$round" -v rps="$rps" -v seconds="$((duration_s + warmup_s))" \
-      -v ticks="$((ticks_after - ticks_before))" -v hz="$ticks_per_s" \
-      -v switches="$((switches_after - switches_before))" 'BEGIN {
-        requests = rps * seconds
-        printf "%s %d %d %.0f %.2f\n", which, round, rps, 1e6 * ticks / hz / requests,
-          switches / requests
-      }' >>"$results"
+    measure_run "$which" "$round" "$crm_port" --header "Authorization: Bearer $token"
     echo "round $round $which: $(tail -n 1 "$results" | cut -d' ' -f3) registrations/s" >&2
   done
 done
-
-# median COLUMN WHICH: the median of a results column over the rounds of one build.
-median() {
-  awk -v which="$2" -v column="$1" '$1 == which { print $column }' "$results" | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 echo
 echo "| build | round | registrations/s | crm CPU µs a registration | context switches a registration |"

@@ -54,8 +54,6 @@ start_floor() {
   wait_until_ok "http://127.0.0.1:$floor_port/healthz" 10 "$work_dir/floor_server.log"
 }
 
-results=$work_dir/results
-: >"$results"
 servers="echo floor-json floor-write floor floor-direct crm"
 for round in $(seq 1 "$rounds"); do
   for which in $servers; do
@@ -73,30 +71,10 @@ for round in $(seq 1 "$rounds"); do
         auth=(--header "Authorization: Bearer $token")
         ;;
     esac
-    ticks_before=$(cpu_ticks "$server_pid")
-    switches_before=$(context_switches "$server_pid")
-    run_load "$which" "$port" "${auth[@]}" >/dev/null
-    ticks_after=$(cpu_ticks "$server_pid")
-    switches_after=$(context_switches "$server_pid")
-    stop_server
-    rps=$(result_field "$which" rps)
-    # The CPU counters cover the warm-up too: spread them over all the requests of the run.
-    awk -v which="$which" -v round="$round" -v rps="$rps" -v seconds="$((duration_s + warmup_s))" \
-      -v ticks="$((ticks_after - ticks_before))" -v hz="$ticks_per_s" \
-      -v switches="$((switches_after - switches_before))" 'BEGIN {
-        requests = rps * seconds
-        printf "%s %d %d %.0f %.2f\n", which, round, rps, 1e6 * ticks / hz / requests,
-          switches / requests
-      }' >>"$results"
+    measure_run "$which" "$round" "$port" "${auth[@]}"
     echo "round $round $which: $(tail -n 1 "$results" | cut -d' ' -f3) requests/s" >&2
   done
 done
-
-# median COLUMN WHICH: the median of a results column over the rounds of one server.
-median() {
-  awk -v which="$2" -v column="$1" '$1 == which { print $column }' "$results" | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 echo
 echo "| server | round | requests/s | server CPU µs a request | context switches a request |"

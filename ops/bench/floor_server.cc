@@ -16,15 +16,11 @@
 // own synced batch and RocksDB's write thread groups them. --json off echoes the body instead
 // of parsing and printing it; --write off writes nothing: each alone shows one piece's share.
 #include <httplib.h>
-#include <pthread.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
-#include <signal.h>
 
 #include <atomic>
-#include <charconv>
-#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -37,6 +33,7 @@
 
 #include "api/json.h"
 #include "customer.pb.h"
+#include "ops/bench/bench_server.h"
 
 namespace crm::bench {
 namespace {
@@ -44,12 +41,6 @@ namespace {
 constexpr char kUsage[] =
     "usage: crm_floor_server --data-dir DIR [--listen HOST:PORT (127.0.0.1:18080)]"
     " [--threads N (256)] [--writer queue|direct] [--json on|off] [--write on|off]\n";
-
-// The same settings as the engine's api/server.cc and the echo server.
-constexpr size_t kKeepAliveRequestsMax = 1000000;
-constexpr time_t kKeepAliveTimeoutSeconds = 30;
-constexpr time_t kReadWriteTimeoutSeconds = 30;
-constexpr size_t kBodyBytesMax = 1 << 20;
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -61,23 +52,14 @@ struct Options {
   bool write = true;  // --write off: nothing is written
 };
 
-bool parse_integer(const std::string& text, int min, int max, int* out) {
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
-}
-
 std::string parse_options(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return "flag " + flag + " needs a value (or is unknown)";
     const std::string value = argv[++i];
     if (flag == "--listen") {
-      const auto colon = value.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          !parse_integer(value.substr(colon + 1), 0, 65535, &options.port)) {
+      if (!parse_host_port(value, 0, &options.host, &options.port))
         return "--listen must be HOST:PORT";
-      }
-      options.host = value.substr(0, colon);
     } else if (flag == "--threads") {
       if (!parse_integer(value, 1, 10000, &options.threads)) return "--threads must be 1..10000";
     } else if (flag == "--data-dir") {
@@ -158,13 +140,7 @@ class GroupCommitWriter {
 };
 
 int serve(const Options& options) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-
+  const sigset_t stop_signals = block_stop_signals();
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
   rocksdb::DB* raw_db = nullptr;
@@ -178,14 +154,7 @@ int serve(const Options& options) {
   std::atomic<uint64_t> sequence{0};
 
   httplib::Server server;
-  const int threads = options.threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_tcp_nodelay(true);
-  server.set_keep_alive_max_count(kKeepAliveRequestsMax);
-  server.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
-  server.set_read_timeout(kReadWriteTimeoutSeconds);
-  server.set_write_timeout(kReadWriteTimeoutSeconds);
-  server.set_payload_max_length(kBodyBytesMax);
+  tune_like_the_engine(server, options.threads);
   server.Post("/v1/customers", [&](const httplib::Request& request, httplib::Response& response) {
     customer::RegisterCustomer body;
     if (!options.json) {
@@ -240,34 +209,12 @@ int serve(const Options& options) {
     response.set_content("{\"status\":\"UP\"}", "application/json");
   });
 
-  int port = options.port;
-  if (port == 0) {
-    port = server.bind_to_any_port(options.host);
-  } else if (!server.bind_to_port(options.host, port)) {
-    port = -1;
-  }
-  if (port < 0) {
-    std::fprintf(stderr, "crm_floor_server: cannot listen on %s:%d\n", options.host.c_str(),
-                 options.port);
-    return 1;
-  }
-  std::thread signal_thread([&] {
-    int received_signal = 0;
-    sigwait(&stop_signals, &received_signal);
-    for (int attempt = 0; attempt < 100 && !server.is_running(); ++attempt) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    server.stop();
-  });
-  std::printf("listening on %s:%d (%d threads, %s writer)\n", options.host.c_str(), port,
-              options.threads, options.queue_writer ? "queue" : "direct");
-  std::fflush(stdout);
-  const bool served = server.listen_after_bind();
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
+  const std::string details = std::to_string(options.threads) + " threads, " +
+                              (options.queue_writer ? "queue" : "direct") + " writer";
+  const int status = serve_until_stopped(server, stop_signals, options.host, options.port,
+                                         "crm_floor_server", details);
   writer.reset();
-  std::printf("stopped\n");
-  return served ? 0 : 1;
+  return status;
 }
 
 }  // namespace

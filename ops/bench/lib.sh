@@ -140,6 +140,40 @@ context_switches() {
   cat "/proc/$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'
 }
 
+# Rounds of runs, one line each: "NAME ROUND rps cpu_us_per_request switches_per_request".
+results=$work_dir/results
+: >"$results"
+
+# measure_run NAME ROUND PORT [crm_load flags]: the registration load against the server started
+# as $server_pid, with its CPU and context switches read from /proc around the run; stops the
+# server and appends the run's line to $results.
+measure_run() {
+  local name=$1 round=$2 port=$3
+  shift 3
+  local ticks_before switches_before ticks_after switches_after rps
+  ticks_before=$(cpu_ticks "$server_pid")
+  switches_before=$(context_switches "$server_pid")
+  run_load "$name" "$port" "$@" >/dev/null
+  ticks_after=$(cpu_ticks "$server_pid")
+  switches_after=$(context_switches "$server_pid")
+  stop_server
+  rps=$(result_field "$name" rps)
+  # The CPU counters cover the warm-up too: spread them over all the requests of the run.
+  awk -v name="$name" -v round="$round" -v rps="$rps" -v seconds="$((duration_s + warmup_s))" \
+    -v ticks="$((ticks_after - ticks_before))" -v hz="$ticks_per_s" \
+    -v switches="$((switches_after - switches_before))" 'BEGIN {
+      requests = rps * seconds
+      printf "%s %d %d %.0f %.2f\n", name, round, rps, 1e6 * ticks / hz / requests,
+        switches / requests
+    }' >>"$results"
+}
+
+# median COLUMN NAME: the median of a $results column over the rounds of one name.
+median() {
+  awk -v name="$2" -v column="$1" '$1 == name { print $column }' "$results" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # machine_line: one line saying what ran the benchmark.
 machine_line() {
   local cpu_model

@@ -41,6 +41,8 @@
 #include <thread>
 #include <vector>
 
+#include "ops/bench/bench_server.h"
+
 namespace crm::bench {
 namespace {
 
@@ -156,11 +158,6 @@ class FirstErrorReporter {
   std::atomic<bool> reported_{false};
 };
 
-bool parse_integer(const std::string& text, int min, int max, int* out) {
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return error == std::errc() && end == text.data() + text.size() && *out >= min && *out <= max;
-}
-
 bool parse_seconds(const std::string& text, double min, double* out) {
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
   return error == std::errc() && end == text.data() + text.size() && *out >= min && *out < 1e6;
@@ -186,12 +183,8 @@ std::string parse_options(int argc, char** argv, Options& options) {
     if (i + 1 >= argc) return "flag " + flag + " needs a value (or is unknown)";
     const std::string value = argv[++i];
     if (flag == "--target") {
-      const auto colon = value.rfind(':');
-      if (colon == std::string::npos || colon == 0 ||
-          !parse_integer(value.substr(colon + 1), 1, 65535, &options.port)) {
+      if (!parse_host_port(value, 1, &options.host, &options.port))
         return "--target must be HOST:PORT";
-      }
-      options.host = value.substr(0, colon);
     } else if (flag == "--method") {
       if (value != "POST" && value != "GET") return "--method must be POST or GET";
       options.method = value;
