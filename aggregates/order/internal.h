@@ -1,5 +1,6 @@
-// Shared by the order aggregate's source files (order.cc, approvals.cc, payments.cc): the
-// helpers they all use, and the deciders of approvals and payments. Not part of the API.
+// Shared by the order aggregate's source files (order.cc, approvals.cc, payments.cc,
+// fulfilment.cc): the helpers they all use, and the deciders of approvals, payments and item
+// results. Not part of the API.
 #pragma once
 
 #include <string>
@@ -37,6 +38,11 @@ inline void check_length(Violations& v, const std::string& field, const std::str
   }
 }
 
+inline Rejection item_not_found(const Order& order, const std::string& item_id) {
+  return not_found("order.item_not_found",
+                   "Order '" + order.id() + "' has no item '" + item_id + "'");
+}
+
 inline const Item* find_item(const Order& order, const std::string& item_id) {
   for (const auto& item : order.items())
     if (item.item_id() == item_id) return &item;
@@ -51,5 +57,6 @@ void ask(Approval& approval, int64_t now_us);
 Outcome decide_approval(const Order& state, const DecideApproval& c, const Context& context);
 Outcome approval_timed_out(const Order& state, const ApprovalTimedOut& c, const Context& context);
 Outcome record_payment(const Order& state, const RecordPayment& c, const Context& context);
+Outcome record_activation(const Order& state, const RecordActivation& c, const Context& context);
 
 }  // namespace crm::order::internal
