@@ -498,6 +498,9 @@ void evolve(Customer& state, const Event& event, uint64_t version, int64_t occur
                    held->Swap(&kept);
                    std::map<std::string, int64_t> sums;
                    for (const auto& m : state.balance()) sums[m.currency()] = 0;
+                   // Logs of earlier versions hold settled events of orders never held; their
+                   // currency entered the balance at 0 then, and must on a replay too.
+                   for (const auto& m : e.order_balance().net()) sums.try_emplace(m.currency(), 0);
                    for (const auto& b : state.order_balances())
                      for (const auto& m : b.net()) sums[m.currency()] += m.amount_minor();
                    state.clear_balance();

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -73,9 +74,11 @@ inline int serve_until_stopped(httplib::Server& server, sigset_t stop_signals,
     std::fprintf(stderr, "%s: cannot listen on %s:%d\n", program, host.c_str(), port);
     return 1;
   }
+  std::atomic<bool> listening_ended{false};
   std::thread signal_thread([&] {
     int received_signal = 0;
     sigwait(&stop_signals, &received_signal);
+    if (listening_ended) return;
     // stop() does nothing until listening has begun; a signal right after binding waits for it.
     for (int attempt = 0; attempt < 100 && !server.is_running(); ++attempt) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -86,6 +89,7 @@ inline int serve_until_stopped(httplib::Server& server, sigset_t stop_signals,
   std::fflush(stdout);
   const bool served = server.listen_after_bind();
   // If listening ended by itself, release the signal thread.
+  listening_ended = true;
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
   std::printf("stopped\n");

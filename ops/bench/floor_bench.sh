@@ -71,7 +71,7 @@ for round in $(seq 1 "$rounds"); do
         auth=(--header "Authorization: Bearer $token")
         ;;
     esac
-    measure_run "$which" "$round" "$port" "${auth[@]}"
+    measure_run "$which" "$round" "$port" ${auth[@]+"${auth[@]}"}
     echo "round $round $which: $(tail -n 1 "$results" | cut -d' ' -f3) requests/s" >&2
   done
 done

@@ -12,7 +12,8 @@
 //   crm_floor_server --data-dir DIR [--listen 127.0.0.1:18080] [--threads 256]
 //                    [--writer queue|direct] [--json on|off] [--write on|off]
 // --writer queue (the default): one writer thread takes every waiting request's batch and writes
-// them as one synced WriteBatch (the engine's group commit); direct: each HTTP thread writes its
+// them as one synced WriteBatch, then answers them (as the engine's processor worker does: one
+// hand-off there and one back); direct: each HTTP thread writes its
 // own synced batch and RocksDB's write thread groups them. --json off echoes the body instead
 // of parsing and printing it; --write off writes nothing: each alone shows one piece's share.
 #include <httplib.h>
@@ -23,6 +24,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <future>
 #include <memory>
@@ -143,6 +145,7 @@ int serve(const Options& options) {
   const sigset_t stop_signals = block_stop_signals();
   rocksdb::Options db_options;
   db_options.create_if_missing = true;
+  db_options.enable_write_thread_adaptive_yield = false;  // as the engine (events/rocksdb_store.cc)
   rocksdb::DB* raw_db = nullptr;
   if (auto s = rocksdb::DB::Open(db_options, options.data_dir, &raw_db); !s.ok()) {
     std::fprintf(stderr, "crm_floor_server: %s\n", s.ToString().c_str());

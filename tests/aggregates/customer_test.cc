@@ -379,11 +379,40 @@ TEST(CustomerBalance, HoldsOnlyTheOrdersThatLeaveSomethingOnTheAccount) {
   EXPECT_EQ(spec.state().balance(0).currency(), "CNY");
   EXPECT_EQ(spec.state().balance(0).amount_minor(), 0);
 
-  // A settled order that was never held changes nothing; a settled one reopened is held again.
+  // A settled order that was never held changes nothing; a settled one reopened is held again,
+  // at the end of the list.
   EXPECT_TRUE(spec.when(order_balance("ord-new", 0)).events.empty());
+  spec.given(spec.when(order_balance("ord-open", -100)).events);
   spec.given(spec.when(order_balance("ord-3", 400)).events);  // e.g. a payment after settling
+  ASSERT_EQ(spec.state().order_balances_size(), 2);
+  EXPECT_EQ(spec.state().order_balances(1).order_id(), "ord-3");
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 300);
+  EXPECT_TRUE(spec.when(order_balance("ord-3", 400)).events.empty())
+      << "the same balance again (a redelivered follow-up): nothing";
+}
+
+TEST(CustomerBalance, AnOrderInSeveralCurrenciesIsHeldUntilEveryOneIsSettled) {
+  Spec spec;
+  spec.given_registered();
+  SetOrderBalance both = order_balance("ord-1", 0);  // CNY settled, USD owed
+  auto* usd = both.add_net();
+  usd->set_currency("USD");
+  usd->set_amount_minor(-500);
+  spec.given(spec.when(both).events);
   ASSERT_EQ(spec.state().order_balances_size(), 1);
-  EXPECT_EQ(spec.state().balance(0).amount_minor(), 400);
+  ASSERT_EQ(spec.state().balance_size(), 2);
+  EXPECT_EQ(spec.state().balance(0).currency(), "CNY");
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 0);
+  EXPECT_EQ(spec.state().balance(1).currency(), "USD");
+  EXPECT_EQ(spec.state().balance(1).amount_minor(), -500);
+  EXPECT_TRUE(spec.when(both).events.empty());
+
+  usd->set_amount_minor(0);
+  spec.given(spec.when(both).events);
+  EXPECT_EQ(spec.state().order_balances_size(), 0);
+  ASSERT_EQ(spec.state().balance_size(), 2) << "both currencies stay, at 0";
+  EXPECT_EQ(spec.state().balance(0).amount_minor(), 0);
+  EXPECT_EQ(spec.state().balance(1).amount_minor(), 0);
 }
 
 TEST(CustomerBalance, AStateThatKeptSettledOrdersDropsThemAtTheNextChange) {
@@ -398,10 +427,27 @@ TEST(CustomerBalance, AStateThatKeptSettledOrdersDropsThemAtTheNextChange) {
   zero->set_amount_minor(0);
   OrderBalanceChanged changed;
   *changed.mutable_order_balance() = order_balance_of("ord-1", -200);
+  EXPECT_TRUE(decide(legacy, legacy.id(), Command{order_balance("ord-0", 0)}).events.empty())
+      << "the settled value it holds, again: nothing";
   evolve(legacy, Event{changed}, legacy.version() + 1, 0);
   ASSERT_EQ(legacy.order_balances_size(), 1);
   EXPECT_EQ(legacy.order_balances(0).order_id(), "ord-1");
   EXPECT_EQ(legacy.balance(0).amount_minor(), -200);
+}
+
+// An earlier version wrote OrderBalanceChanged for orders that never owed anything (net 0); a
+// replay of such a log gives the balance it gave then: the currency listed, at 0.
+TEST(CustomerBalance, ASettledEventOfAnEarlierVersionStillListsItsCurrency) {
+  Spec spec;
+  spec.given_registered();
+  Customer state = spec.state();
+  OrderBalanceChanged free_order;
+  *free_order.mutable_order_balance() = order_balance_of("ord-free", 0);
+  evolve(state, Event{free_order}, state.version() + 1, 0);
+  EXPECT_EQ(state.order_balances_size(), 0);
+  ASSERT_EQ(state.balance_size(), 1);
+  EXPECT_EQ(state.balance(0).currency(), "CNY");
+  EXPECT_EQ(state.balance(0).amount_minor(), 0);
 }
 
 int64_t us(const std::string& rfc3339) {
