@@ -96,4 +96,21 @@ inline int serve_until_stopped(httplib::Server& server, sigset_t stop_signals,
   return served ? 0 : 1;
 }
 
+// The main() of a benchmark program: --help or -h prints `usage`; `parse(argc, argv, options)`
+// returns an error sentence (exit 2, with the usage) or ""; then `run(options)` is the exit status.
+template <typename Options, typename Parse, typename Run>
+int program_main(int argc, char** argv, const char* program, const char* usage, Parse parse,
+                 Run run) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") return std::fputs(usage, stdout), 0;
+  }
+  Options options;
+  if (const std::string error = parse(argc, argv, options); !error.empty()) {
+    std::fprintf(stderr, "%s: %s\n%s", program, error.c_str(), usage);
+    return 2;
+  }
+  return run(options);
+}
+
 }  // namespace crm::bench

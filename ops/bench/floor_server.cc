@@ -224,14 +224,6 @@ int serve(const Options& options) {
 }  // namespace crm::bench
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") return std::fputs(crm::bench::kUsage, stdout), 0;
-  }
-  crm::bench::Options options;
-  if (const std::string error = crm::bench::parse_options(argc, argv, options); !error.empty()) {
-    std::fprintf(stderr, "crm_floor_server: %s\n%s", error.c_str(), crm::bench::kUsage);
-    return 2;
-  }
-  return crm::bench::serve(options);
+  using namespace crm::bench;
+  return program_main<Options>(argc, argv, "crm_floor_server", kUsage, parse_options, serve);
 }

@@ -439,16 +439,12 @@ int run(const Options& options) {
 }  // namespace crm::bench
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") return std::fputs(crm::bench::kUsage, stdout), 0;
-  }
-  crm::bench::Options options;
-  if (const std::string error = crm::bench::parse_options(argc, argv, options); !error.empty()) {
-    std::fprintf(stderr, "crm_load: %s\n%s", error.c_str(), crm::bench::kUsage);
-    return 2;
-  }
-  // A server closing the connection must show up as an error, not kill the run.
-  signal(SIGPIPE, SIG_IGN);
-  return crm::bench::run(options);
+  using namespace crm::bench;
+  return program_main<Options>(argc, argv, "crm_load", kUsage, parse_options,
+                               [](const Options& options) {
+                                 // A server closing the connection must show up as an error, not
+                                 // kill the run.
+                                 signal(SIGPIPE, SIG_IGN);
+                                 return run(options);
+                               });
 }
