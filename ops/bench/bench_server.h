@@ -32,6 +32,25 @@ inline bool parse_host_port(const std::string& value, int min_port, std::string*
   return true;
 }
 
+// The flags every baseline server takes: --listen HOST:PORT (port 0: a free one), --threads N.
+struct ServerFlags {
+  std::string host = "127.0.0.1";
+  int port = 18080;
+  int threads = 256;
+
+  // Takes `flag` when it is one of these: true, with `*error` set when its value is bad.
+  bool take(const std::string& flag, const std::string& value, std::string* error) {
+    if (flag == "--listen") {
+      if (!parse_host_port(value, 0, &host, &port)) *error = "--listen must be HOST:PORT";
+    } else if (flag == "--threads") {
+      if (!parse_integer(value, 1, 10000, &threads)) *error = "--threads must be 1..10000";
+    } else {
+      return false;
+    }
+    return true;
+  }
+};
+
 // The engine's settings (api/server.cc): TCP_NODELAY, long keep-alive, a pool of `threads`.
 inline void tune_like_the_engine(httplib::Server& server, int threads) {
   constexpr size_t kKeepAliveRequestsMax = 1000000;

@@ -19,26 +19,16 @@ namespace {
 constexpr char kUsage[] =
     "usage: crm_echo_server [--listen HOST:PORT (127.0.0.1:18080)] [--threads N (256)]\n";
 
-struct Options {
-  std::string host = "127.0.0.1";
-  int port = 18080;
-  int threads = 256;
-};
+using Options = ServerFlags;
 
 // Reads the flags into `options`; returns an error sentence, or "" when they are all good.
 std::string parse_options(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return "flag " + flag + " needs a value (or is unknown)";
-    const std::string value = argv[++i];
-    if (flag == "--listen") {
-      if (!parse_host_port(value, 0, &options.host, &options.port))
-        return "--listen must be HOST:PORT";
-    } else if (flag == "--threads") {
-      if (!parse_integer(value, 1, 10000, &options.threads)) return "--threads must be 1..10000";
-    } else {
-      return "unknown flag " + flag;
-    }
+    std::string error;
+    if (!options.take(flag, argv[++i], &error)) return "unknown flag " + flag;
+    if (!error.empty()) return error;
   }
   return "";
 }

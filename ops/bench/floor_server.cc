@@ -45,9 +45,7 @@ constexpr char kUsage[] =
     " [--threads N (256)] [--writer queue|direct] [--json on|off] [--write on|off]\n";
 
 struct Options {
-  std::string host = "127.0.0.1";
-  int port = 18080;
-  int threads = 256;
+  ServerFlags server;
   std::string data_dir;
   bool queue_writer = true;
   bool json = true;   // --json off: the body is neither parsed nor printed (echoed back)
@@ -59,11 +57,9 @@ std::string parse_options(int argc, char** argv, Options& options) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) return "flag " + flag + " needs a value (or is unknown)";
     const std::string value = argv[++i];
-    if (flag == "--listen") {
-      if (!parse_host_port(value, 0, &options.host, &options.port))
-        return "--listen must be HOST:PORT";
-    } else if (flag == "--threads") {
-      if (!parse_integer(value, 1, 10000, &options.threads)) return "--threads must be 1..10000";
+    std::string error;
+    if (options.server.take(flag, value, &error)) {
+      if (!error.empty()) return error;
     } else if (flag == "--data-dir") {
       options.data_dir = value;
     } else if (flag == "--writer") {
@@ -157,7 +153,7 @@ int serve(const Options& options) {
   std::atomic<uint64_t> sequence{0};
 
   httplib::Server server;
-  tune_like_the_engine(server, options.threads);
+  tune_like_the_engine(server, options.server.threads);
   server.Post("/v1/customers", [&](const httplib::Request& request, httplib::Response& response) {
     customer::RegisterCustomer body;
     if (!options.json) {
@@ -212,10 +208,10 @@ int serve(const Options& options) {
     response.set_content("{\"status\":\"UP\"}", "application/json");
   });
 
-  const std::string details = std::to_string(options.threads) + " threads, " +
+  const std::string details = std::to_string(options.server.threads) + " threads, " +
                               (options.queue_writer ? "queue" : "direct") + " writer";
-  const int status = serve_until_stopped(server, stop_signals, options.host, options.port,
-                                         "crm_floor_server", details);
+  const int status = serve_until_stopped(server, stop_signals, options.server.host,
+                                         options.server.port, "crm_floor_server", details);
   writer.reset();
   return status;
 }
