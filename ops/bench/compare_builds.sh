@@ -55,21 +55,10 @@ bench_name=compare_builds
 # shellcheck source=ops/bench/lib.sh
 source ops/bench/lib.sh
 
-# start_build BIN: `BIN serve` with the extra flags on a fresh data directory and a free port;
-# sets crm_port, server_pid and token.
-start_build() {
-  rm -rf "$data_dir" && data_dir=$(mktemp -d)
-  crm_port=$(free_loopback_port)
-  "$1" serve --data-dir "$data_dir" --listen "127.0.0.1:$crm_port" \
-    --http-threads "$http_threads" "${serve_flags[@]}" >"$work_dir/crm.log" 2>&1 &
-  server_pid=$!
-  wait_until_ok "http://127.0.0.1:$crm_port/readyz" "$ready_deadline_s" "$work_dir/crm.log"
-  token=$(tr -d '\r\n' <"$data_dir/admin.token")
-}
-
 for round in $(seq 1 "$rounds"); do
   for which in baseline candidate; do
-    if [ "$which" = baseline ]; then start_build "$baseline"; else start_build "$candidate"; fi
+    if [ "$which" = baseline ]; then binary=$baseline; else binary=$candidate; fi
+    start_crm "$binary" ${serve_flags[@]+"${serve_flags[@]}"} >/dev/null
     measure_run "$which" "$round" "$crm_port" --header "Authorization: Bearer $token"
     echo "round $round $which: $(tail -n 1 "$results" | cut -d' ' -f3) registrations/s" >&2
   done

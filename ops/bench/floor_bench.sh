@@ -46,7 +46,7 @@ source ops/bench/lib.sh
 
 # start_floor FLAGS…: the floor server on a fresh data directory; sets floor_port and server_pid.
 start_floor() {
-  rm -rf "$data_dir" && data_dir=$(mktemp -d)
+  fresh_data_dir
   floor_port=$(free_loopback_port)
   "$floor_server" --data-dir "$data_dir" --listen "127.0.0.1:$floor_port" \
     --threads "$http_threads" "$@" >"$work_dir/floor_server.log" 2>&1 &
@@ -65,7 +65,6 @@ for round in $(seq 1 "$rounds"); do
       floor) start_floor; port=$floor_port ;;
       floor-direct) start_floor --writer direct; port=$floor_port ;;
       crm)
-        rm -rf "$data_dir" && data_dir=$(mktemp -d)
         start_crm >/dev/null
         port=$crm_port
         auth=(--header "Authorization: Bearer $token")

@@ -114,13 +114,22 @@ start_echo() {
   wait_until_ok "http://127.0.0.1:$echo_port/healthz" 10 "$work_dir/echo_server.log"
 }
 
-# start_crm: starts `crm serve` on a fresh data directory and a free port; sets crm_port,
-# server_pid and token (the admin's bearer token).
+# fresh_data_dir: $data_dir replaced by a new, empty directory.
+fresh_data_dir() {
+  rm -rf "$data_dir"
+  data_dir=$(mktemp -d)
+}
+
+# start_crm [BIN (build/crm)] [crm serve flags]: starts `BIN serve` on a fresh data directory and
+# a free port; sets crm_port, server_pid and token (the admin's bearer token).
 start_crm() {
+  local binary=${1:-$crm}
+  shift $(($# > 0 ? 1 : 0))
+  fresh_data_dir
   crm_port=$(free_loopback_port)
-  echo "== crm: $crm serve on 127.0.0.1:$crm_port, data in $data_dir"
-  "$crm" serve --data-dir "$data_dir" --listen "127.0.0.1:$crm_port" \
-    --http-threads "$http_threads" >"$work_dir/crm.log" 2>&1 &
+  echo "== crm: $binary serve on 127.0.0.1:$crm_port, data in $data_dir"
+  "$binary" serve --data-dir "$data_dir" --listen "127.0.0.1:$crm_port" \
+    --http-threads "$http_threads" "$@" >"$work_dir/crm.log" 2>&1 &
   server_pid=$!
   wait_until_ok "http://127.0.0.1:$crm_port/readyz" "$ready_deadline_s" "$work_dir/crm.log"
   if [ ! -s "$data_dir/admin.token" ]; then
