@@ -35,6 +35,7 @@
 
 #include "api/json.h"
 #include "customer.pb.h"
+#include "events/codec.h"
 #include "ops/bench/bench_server.h"
 
 namespace crm::bench {
@@ -178,23 +179,24 @@ int serve(const Options& options) {
     customer.set_stage(body.stage());
     customer.mutable_created_at()->set_seconds(static_cast<int64_t>(std::time(nullptr)));
 
-    char log_key[8];
-    for (int i = 0; i < 8; ++i) log_key[i] = static_cast<char>(n >> (56 - 8 * i));
-    GroupCommitWriter::Puts puts;
-    puts.emplace_back(std::string(log_key, sizeof log_key), body.SerializeAsString());
-    puts.emplace_back("state/" + customer.id(), customer.SerializeAsString());
-    puts.emplace_back("idempotency/" + request.get_header_value("Idempotency-Key"), customer.id());
     rocksdb::Status status;
-    if (!options.write) {
-      // nothing written: the cost of the JSON alone
-    } else if (writer) {
-      status = writer->write(std::move(puts));
-    } else {
-      rocksdb::WriteBatch batch;
-      for (auto& [key, value] : puts) batch.Put(key, value);
-      rocksdb::WriteOptions synced;
-      synced.sync = true;
-      status = db->Write(synced, &batch);
+    if (options.write) {
+      std::string log_key;
+      put_u64_be(log_key, n);
+      GroupCommitWriter::Puts puts;
+      puts.emplace_back(std::move(log_key), body.SerializeAsString());
+      puts.emplace_back("state/" + customer.id(), customer.SerializeAsString());
+      puts.emplace_back("idempotency/" + request.get_header_value("Idempotency-Key"),
+                        customer.id());
+      if (writer) {
+        status = writer->write(std::move(puts));
+      } else {
+        rocksdb::WriteBatch batch;
+        for (auto& [key, value] : puts) batch.Put(key, value);
+        rocksdb::WriteOptions synced;
+        synced.sync = true;
+        status = db->Write(synced, &batch);
+      }
     }
     if (!status.ok()) {
       response.status = 503;
