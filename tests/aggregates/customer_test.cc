@@ -420,11 +420,7 @@ TEST(CustomerBalance, AStateThatKeptSettledOrdersDropsThemAtTheNextChange) {
   spec.given_registered();
   spec.given(spec.when(order_balance("ord-1", -300)).events);
   Customer legacy = spec.state();  // as an earlier version kept it: a settled order listed
-  auto* old = legacy.add_order_balances();
-  old->set_order_id("ord-0");
-  auto* zero = old->add_net();
-  zero->set_currency("CNY");
-  zero->set_amount_minor(0);
+  *legacy.add_order_balances() = order_balance_of("ord-0", 0);
   OrderBalanceChanged changed;
   *changed.mutable_order_balance() = order_balance_of("ord-1", -200);
   EXPECT_TRUE(decide(legacy, legacy.id(), Command{order_balance("ord-0", 0)}).events.empty())
